@@ -1,0 +1,3 @@
+//! Document ids (16 random bytes, bs58check) and `automerge:` URLs.
+//!
+//! TODO(helper): implement.

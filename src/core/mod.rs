@@ -1,0 +1,4 @@
+//! The sans-IO core: no async, no clocks, no randomness, no IO.
+
+pub mod id;
+pub mod wire;
