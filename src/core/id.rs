@@ -7,3 +7,9 @@
 /// automerge-repo. The core never generates randomness: callers pass the bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DocumentId(pub [u8; 16]);
+
+impl std::fmt::Debug for DocumentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DocumentId({})", bs58::encode(self.0).with_check().into_string())
+    }
+}
