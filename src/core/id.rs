@@ -13,3 +13,10 @@ impl std::fmt::Debug for DocumentId {
         write!(f, "DocumentId({})", bs58::encode(self.0).with_check().into_string())
     }
 }
+
+// temporary until the codec branch lands (replaced on merge)
+impl std::fmt::Display for DocumentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", bs58::encode(self.0).with_check().into_string())
+    }
+}

@@ -2,3 +2,5 @@
 
 pub mod id;
 pub mod wire;
+pub mod storage;
+pub mod repo;

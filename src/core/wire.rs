@@ -71,3 +71,23 @@ pub enum Message {
         new_heads: Vec<(String, Vec<String>, u64)>,
     },
 }
+
+// --- temporary stubs on main until the codec branch lands (replaced on merge) ---
+#[derive(Clone, Debug)]
+pub struct DecodeLimits {
+    pub max_frame_size: usize,
+}
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self { max_frame_size: 64 << 20 }
+    }
+}
+#[derive(Debug, thiserror::Error)]
+#[error("decode error")]
+pub struct DecodeError;
+pub fn encode(_msg: &Message) -> Vec<u8> {
+    unimplemented!()
+}
+pub fn decode(_frame: &[u8], _limits: &DecodeLimits) -> Result<Message, DecodeError> {
+    unimplemented!()
+}

@@ -1,0 +1,270 @@
+//! The commit pipeline (group commit, completion, failure) and loading.
+
+use automerge::Automerge;
+
+use super::doc::{Item, Phase};
+use super::types::*;
+use super::Repo;
+use crate::core::id::DocumentId;
+use crate::core::storage::{verify_chunk, ChunkKind, Commit, RecordKind, StorageError, StorageKey};
+
+/// The one commit in flight.
+pub(super) struct InFlight {
+    task: TaskId,
+    batch: u64,
+    docs: Vec<DocBatch>,
+}
+
+/// What one commit does for one document.
+struct DocBatch {
+    doc: DocumentId,
+    /// The new incremental record: changes in `working` not yet issued.
+    incremental: Option<(StorageKey, Vec<u8>)>,
+    /// A snapshot of `durable` and the records it covers.
+    snapshot: Option<(StorageKey, Vec<StorageKey>)>,
+    deletes: Vec<StorageKey>,
+    quarantine: Vec<(StorageKey, Vec<u8>)>,
+}
+
+impl Repo {
+    /// Build the next group commit if none is in flight and work is pending.
+    pub(super) fn flush(&mut self) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let batch = self.next_batch;
+        let mut commit = Commit::default();
+        let mut docs = Vec::new();
+        for doc in self.docs.values_mut().filter(|d| d.needs_commit()) {
+            let mut b = DocBatch {
+                doc: doc.id,
+                incremental: None,
+                snapshot: None,
+                deletes: std::mem::take(&mut doc.pending_deletes),
+                quarantine: std::mem::take(&mut doc.quarantine),
+            };
+            if doc.dirty() {
+                let bytes = doc.working.save_after(&doc.issued_heads);
+                doc.issued_heads = doc.working.get_heads();
+                if !bytes.is_empty() {
+                    let key = StorageKey::chunk(&doc.id, ChunkKind::Incremental, &bytes);
+                    commit.puts.push((key.clone(), bytes.clone()));
+                    b.incremental = Some((key, bytes));
+                }
+            }
+            if std::mem::take(&mut doc.want_snapshot) && doc.can_snapshot() {
+                let bytes = doc.durable.save();
+                let key = StorageKey::chunk(&doc.id, ChunkKind::Snapshot, &bytes);
+                let covered = doc.records.iter().filter(|k| **k != key).cloned().collect();
+                commit.puts.push((key.clone(), bytes));
+                b.snapshot = Some((key, covered));
+            }
+            for (key, value) in &b.quarantine {
+                commit.puts.push((key.quarantine_of(), value.clone()));
+                commit.deletes.push(key.clone());
+            }
+            commit.deletes.extend(b.deletes.iter().cloned());
+            doc.in_flight = Some(batch);
+            docs.push(b);
+        }
+        if docs.is_empty() {
+            return;
+        }
+        self.next_batch += 1;
+        let task = self.task();
+        self.in_flight = Some(InFlight { task, batch, docs });
+        self.effects.push_back(Effect::Commit { task, commit });
+    }
+
+    /// A commit completed (`Ok`: durable) or failed.
+    pub fn commit_done(&mut self, now: Timestamp, task: TaskId, result: Result<(), StorageError>) {
+        self.now = now;
+        let Some(inflight) = self.in_flight.take_if(|f| f.task == task) else {
+            tracing::warn!(?task, "completion for a commit that is not in flight");
+            return;
+        };
+        match result {
+            Ok(()) => {
+                for b in inflight.docs {
+                    self.commit_succeeded(inflight.batch, b);
+                }
+            }
+            Err(error) => {
+                let ids: Vec<DocumentId> = inflight.docs.iter().map(|b| b.doc).collect();
+                for b in inflight.docs {
+                    self.commit_failed(b, &error);
+                }
+                self.event(Event::StorageError { docs: ids, error });
+            }
+        }
+    }
+
+    fn commit_succeeded(&mut self, batch: u64, b: DocBatch) {
+        let id = b.doc;
+        let compact_after = self.cfg.compact_after;
+        let Some(doc) = self.docs.get_mut(&id) else { return };
+        doc.in_flight = None;
+        let before = doc.durable.get_heads();
+        if let Some((key, bytes)) = b.incremental {
+            if let Err(e) = doc.durable.load_incremental(&bytes) {
+                // Bytes we produced ourselves from `working`: cannot happen
+                // unless automerge disagrees with itself.
+                tracing::error!(doc = %id, error = %e, "durable doc rejected committed bytes");
+            }
+            doc.records.insert(key);
+        }
+        if let Some((key, covered)) = b.snapshot {
+            doc.records.insert(key);
+            doc.pending_deletes.extend(covered);
+        }
+        for key in b.deletes {
+            doc.records.remove(&key);
+        }
+        let (mut local, mut remote) = (false, false);
+        let mut released = Vec::new();
+        for item in doc.take_released(batch) {
+            match item {
+                Item::Local(change) => {
+                    local = true;
+                    released.push(change);
+                }
+                Item::Remote { conn, msg } => {
+                    remote |= !msg.changes.is_empty();
+                    if let Some(state) = doc.peers.get_mut(&conn) {
+                        use automerge::sync::SyncDoc;
+                        if let Err(e) = doc.durable.receive_sync_message(state, msg) {
+                            tracing::warn!(doc = %id, error = %e, "could not apply a durable sync message");
+                        }
+                    }
+                }
+            }
+        }
+        let after = doc.durable.get_heads();
+        if doc.incremental_count() >= compact_after && doc.pending_deletes.is_empty() {
+            doc.want_snapshot = true;
+        }
+        for change in released {
+            self.event(Event::ChangeDurable { change, doc: id, heads: after.clone() });
+        }
+        if before != after {
+            let source = match (local, remote) {
+                (true, false) => ChangeSource::Local,
+                (true, true) => ChangeSource::Both,
+                _ => ChangeSource::Remote,
+            };
+            self.event(Event::DocChanged { doc: id, before, after, source });
+        }
+        self.resolve_finds(id);
+        self.sync_doc(id);
+    }
+
+    fn commit_failed(&mut self, b: DocBatch, error: &StorageError) {
+        let id = b.doc;
+        let Some(doc) = self.docs.get_mut(&id) else { return };
+        doc.in_flight = None;
+        // Back to the last durable state: everything not yet durable is gone,
+        // including changes made while this commit was in flight.
+        doc.working = doc.durable.clone();
+        doc.issued_heads = doc.durable.get_heads();
+        // Maintenance is retried by a later commit.
+        doc.pending_deletes.extend(b.deletes);
+        doc.quarantine.extend(b.quarantine);
+        let mut failed = Vec::new();
+        for p in doc.items.drain(..) {
+            if let Item::Local(change) = p.item {
+                failed.push(change);
+            }
+        }
+        doc.reset_sync_states();
+        for change in failed {
+            self.event(Event::ChangeFailed { change, doc: id, error: error.clone() });
+        }
+        self.sync_doc(id);
+    }
+
+    /// Storage answered a [`Effect::Load`].
+    pub fn load_done(
+        &mut self,
+        now: Timestamp,
+        task: TaskId,
+        result: Result<Vec<(StorageKey, Vec<u8>)>, StorageError>,
+    ) {
+        self.now = now;
+        let Some(id) = self.loads.remove(&task) else { return };
+        let records = match result {
+            Ok(r) => r,
+            Err(error) => {
+                self.fail_finds(id, FindError::Storage(error.clone()));
+                self.docs.remove(&id);
+                self.event(Event::StorageError { docs: vec![id], error });
+                return;
+            }
+        };
+        let actor = self.actor.clone();
+        let Some(doc) = self.docs.get_mut(&id) else { return };
+        let (loaded, good, bad) = load_records(records);
+        doc.durable = loaded.with_actor(actor);
+        doc.working = doc.durable.clone();
+        doc.issued_heads = doc.durable.get_heads();
+        doc.records = good.into_iter().collect();
+        doc.phase = Phase::Ready;
+        if !bad.is_empty() {
+            let quarantined = bad.iter().map(|(k, _)| k.clone()).collect();
+            doc.quarantine = bad;
+            doc.reset_sync_states();
+            self.event(Event::StorageRepaired { doc: id, quarantined });
+        }
+        let buffered = std::mem::take(&mut self.docs.get_mut(&id).expect("present").buffered);
+        for (conn, msg) in buffered {
+            self.handle_doc_message(conn, msg);
+        }
+        self.resolve_finds(id);
+        if self.docs.get(&id).is_some_and(|d| !d.finds.is_empty()) {
+            self.request_from_peers(id);
+        }
+        self.sync_doc(id);
+    }
+}
+
+/// Verify and load the records of one document. Returns the document, the
+/// keys of the records it was loaded from, and the records that failed.
+#[allow(clippy::type_complexity)]
+fn load_records(
+    records: Vec<(StorageKey, Vec<u8>)>,
+) -> (Automerge, Vec<StorageKey>, Vec<(StorageKey, Vec<u8>)>) {
+    let mut snapshots = Vec::new();
+    let mut incrementals = Vec::new();
+    let mut bad = Vec::new();
+    for (key, value) in records {
+        let RecordKind::Chunk(kind) = key.kind() else { continue };
+        match verify_chunk(&key, kind, &value) {
+            Ok(()) if kind == ChunkKind::Snapshot => snapshots.push((key, value)),
+            Ok(()) => incrementals.push((key, value)),
+            Err(detail) => {
+                tracing::warn!(%key, %detail, "quarantining a corrupt record");
+                bad.push((key, value));
+            }
+        }
+    }
+    let mut doc: Option<Automerge> = None;
+    let mut good = Vec::new();
+    for (key, value) in snapshots.into_iter().chain(incrementals) {
+        let ok = match doc.as_mut() {
+            None => match Automerge::load(&value) {
+                Ok(d) => {
+                    doc = Some(d);
+                    true
+                }
+                Err(_) => false,
+            },
+            Some(d) => d.load_incremental(&value).is_ok(),
+        };
+        if ok {
+            good.push(key);
+        } else {
+            tracing::warn!(%key, "quarantining a record automerge cannot load");
+            bad.push((key, value));
+        }
+    }
+    (doc.unwrap_or_default(), good, bad)
+}

@@ -1,0 +1,182 @@
+//! Per-document state: the durable and working Automerge documents, the
+//! queue of work waiting for a commit, and one sync state per connection.
+//!
+//! Invariants (checked by the simulation):
+//! - `durable` holds exactly what storage holds: it only ever advances by
+//!   loading bytes from a completed commit or from storage, and by feeding it
+//!   sync messages whose changes are already in such bytes.
+//! - Sync messages are generated from `durable` only, so a peer never sees a
+//!   head that is not on our disk.
+//! - `working` = `durable` + changes not yet durable (local, or received);
+//!   it is what the application reads and edits.
+//! - Every queued [`Pending`] item is released only when the commit with id
+//!   `tag` has completed; items are released in queue order.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
+
+use super::types::{ChangeId, ConnId, FindId, Timestamp};
+use crate::core::id::DocumentId;
+use crate::core::storage::{ChunkKind, RecordKind, StorageKey};
+use crate::core::wire;
+
+pub(super) enum Phase {
+    /// Waiting for storage; frames that arrive meanwhile wait in `buffered`.
+    Loading,
+    Ready,
+}
+
+pub(super) enum Item {
+    /// A local change (or creation/import), reported when durable.
+    Local(ChangeId),
+    /// A sync message whose changes are in `working` but not yet durable. It is
+    /// fed to `durable` (updating that peer's sync state) once they are.
+    Remote { conn: ConnId, msg: sync::Message },
+}
+
+pub(super) struct Pending {
+    /// The commit (batch id) that must complete before this item is released.
+    pub tag: u64,
+    pub item: Item,
+}
+
+pub(super) struct Doc {
+    pub id: DocumentId,
+    pub phase: Phase,
+    pub durable: Automerge,
+    pub working: Automerge,
+    /// Heads of `working` already handed to storage (in flight or complete).
+    pub issued_heads: Vec<ChangeHash>,
+    /// The batch id of the commit in flight that holds this document.
+    pub in_flight: Option<u64>,
+    pub items: VecDeque<Pending>,
+    pub peers: BTreeMap<ConnId, sync::State>,
+    /// Durable chunk records of this document that we know of (loaded or
+    /// written by us). Only these may be deleted by compaction.
+    pub records: BTreeSet<StorageKey>,
+    pub want_snapshot: bool,
+    /// Records covered by a durable snapshot, to delete in a later commit.
+    pub pending_deletes: Vec<StorageKey>,
+    /// Corrupt records to move aside in the next commit.
+    pub quarantine: Vec<(StorageKey, Vec<u8>)>,
+    pub finds: Vec<FindId>,
+    pub find_deadline: Option<Timestamp>,
+    /// Connections that answered our request with `doc-unavailable`.
+    pub unavailable: BTreeSet<ConnId>,
+    pub buffered: Vec<(ConnId, wire::Message)>,
+}
+
+impl Doc {
+    pub fn new(id: DocumentId, actor: &ActorId, phase: Phase) -> Self {
+        let durable = Automerge::new().with_actor(actor.clone());
+        Self {
+            id,
+            phase,
+            working: durable.clone(),
+            durable,
+            issued_heads: Vec::new(),
+            in_flight: None,
+            items: VecDeque::new(),
+            peers: BTreeMap::new(),
+            records: BTreeSet::new(),
+            want_snapshot: false,
+            pending_deletes: Vec::new(),
+            quarantine: Vec::new(),
+            finds: Vec::new(),
+            find_deadline: None,
+            unavailable: BTreeSet::new(),
+            buffered: Vec::new(),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self.phase, Phase::Ready)
+    }
+
+    /// Nothing here at all, durable or pending.
+    pub fn is_empty(&self) -> bool {
+        self.durable.get_heads().is_empty() && self.working.get_heads().is_empty() && self.in_flight.is_none()
+    }
+
+    /// Whether a `find` may report the document: it has durable content, or
+    /// it was created here (the application's own, still-pending state).
+    pub fn findable(&self) -> bool {
+        !self.durable.get_heads().is_empty() || self.items.iter().any(|p| matches!(p.item, Item::Local(_)))
+    }
+
+    pub fn dirty(&self) -> bool {
+        self.working.get_heads() != self.issued_heads
+    }
+
+    pub fn needs_commit(&self) -> bool {
+        self.is_ready()
+            && (self.dirty() || self.want_snapshot || !self.pending_deletes.is_empty() || !self.quarantine.is_empty())
+    }
+
+    /// The commit after which `working`'s present state is durable: `None`
+    /// when it already is.
+    pub fn barrier(&self, next_batch: u64) -> Option<u64> {
+        if self.dirty() {
+            Some(next_batch)
+        } else {
+            self.in_flight
+        }
+    }
+
+    /// The tag for a message from `conn` that carries no changes: it must not
+    /// overtake that connection's earlier messages.
+    pub fn conn_tag(&self, conn: ConnId) -> Option<u64> {
+        self.items
+            .iter()
+            .rev()
+            .find(|p| matches!(p.item, Item::Remote { conn: c, .. } if c == conn))
+            .map(|p| p.tag)
+    }
+
+    /// Items whose commit `batch` has completed, in queue order.
+    pub fn take_released(&mut self, batch: u64) -> Vec<Item> {
+        let mut out = Vec::new();
+        let mut keep = VecDeque::with_capacity(self.items.len());
+        for p in self.items.drain(..) {
+            if p.tag <= batch {
+                out.push(p.item);
+            } else {
+                keep.push_back(p);
+            }
+        }
+        self.items = keep;
+        out
+    }
+
+    /// Forget every peer's sync progress so that they resend what we lack.
+    /// The next message we send tells them to clear what they think they
+    /// already sent us.
+    pub fn reset_sync_states(&mut self) {
+        for state in self.peers.values_mut() {
+            let mut fresh = sync::State::new();
+            fresh.their_capabilities = state.their_capabilities.take();
+            fresh.needs_reset = true;
+            *state = fresh;
+        }
+    }
+
+    pub fn incremental_count(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|k| k.kind() == RecordKind::Chunk(ChunkKind::Incremental))
+            .count()
+    }
+
+    /// A snapshot may only replace records whose changes are all applied:
+    /// `save` leaves out changes still waiting for their dependencies.
+    pub fn can_snapshot(&self) -> bool {
+        self.durable.get_missing_deps(&[]).is_empty()
+    }
+
+    pub fn generate(&mut self, conn: ConnId) -> Option<sync::Message> {
+        let state = self.peers.get_mut(&conn)?;
+        self.durable.generate_sync_message(state)
+    }
+}
