@@ -50,7 +50,11 @@ impl StorageKey {
     }
 
     pub fn chunk(doc: &DocumentId, kind: ChunkKind, bytes: &[u8]) -> Self {
-        Self(vec![id_str(doc), kind.as_str().to_string(), sha256_hex(bytes)])
+        Self(vec![
+            id_str(doc),
+            kind.as_str().to_string(),
+            sha256_hex(bytes),
+        ])
     }
 
     /// Where a corrupt record is moved to.
@@ -162,8 +166,7 @@ impl StorageError {
 pub trait Storage {
     async fn get(&self, key: &StorageKey) -> Result<Option<Vec<u8>>, StorageError>;
     /// Every record whose key starts with `prefix`, in key order.
-    async fn range(&self, prefix: &StorageKey)
-        -> Result<Vec<(StorageKey, Vec<u8>)>, StorageError>;
+    async fn range(&self, prefix: &StorageKey) -> Result<Vec<(StorageKey, Vec<u8>)>, StorageError>;
     /// Apply `commit` atomically; resolve only once it is durable.
     async fn commit(&self, commit: Commit) -> Result<(), StorageError>;
 }

@@ -79,7 +79,9 @@ pub struct DecodeLimits {
 }
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self { max_frame_size: 64 << 20 }
+        Self {
+            max_frame_size: 64 << 20,
+        }
     }
 }
 #[derive(Debug, thiserror::Error)]

@@ -102,7 +102,9 @@ impl Repo {
     fn commit_succeeded(&mut self, batch: u64, b: DocBatch) {
         let id = b.doc;
         let compact_after = self.cfg.compact_after;
-        let Some(doc) = self.docs.get_mut(&id) else { return };
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
         doc.in_flight = None;
         let before = doc.durable.get_heads();
         if let Some((key, bytes)) = b.incremental {
@@ -144,7 +146,11 @@ impl Repo {
             doc.want_snapshot = true;
         }
         for change in released {
-            self.event(Event::ChangeDurable { change, doc: id, heads: after.clone() });
+            self.event(Event::ChangeDurable {
+                change,
+                doc: id,
+                heads: after.clone(),
+            });
         }
         if before != after {
             let source = match (local, remote) {
@@ -152,7 +158,12 @@ impl Repo {
                 (true, true) => ChangeSource::Both,
                 _ => ChangeSource::Remote,
             };
-            self.event(Event::DocChanged { doc: id, before, after, source });
+            self.event(Event::DocChanged {
+                doc: id,
+                before,
+                after,
+                source,
+            });
         }
         self.resolve_finds(id);
         self.sync_doc(id);
@@ -160,7 +171,9 @@ impl Repo {
 
     fn commit_failed(&mut self, b: DocBatch, error: &StorageError) {
         let id = b.doc;
-        let Some(doc) = self.docs.get_mut(&id) else { return };
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
         doc.in_flight = None;
         // Back to the last durable state: everything not yet durable is gone,
         // including changes made while this commit was in flight.
@@ -177,7 +190,11 @@ impl Repo {
         }
         doc.reset_sync_states();
         for change in failed {
-            self.event(Event::ChangeFailed { change, doc: id, error: error.clone() });
+            self.event(Event::ChangeFailed {
+                change,
+                doc: id,
+                error: error.clone(),
+            });
         }
         self.sync_doc(id);
     }
@@ -190,18 +207,25 @@ impl Repo {
         result: Result<Vec<(StorageKey, Vec<u8>)>, StorageError>,
     ) {
         self.now = now;
-        let Some(id) = self.loads.remove(&task) else { return };
+        let Some(id) = self.loads.remove(&task) else {
+            return;
+        };
         let records = match result {
             Ok(r) => r,
             Err(error) => {
                 self.fail_finds(id, FindError::Storage(error.clone()));
                 self.docs.remove(&id);
-                self.event(Event::StorageError { docs: vec![id], error });
+                self.event(Event::StorageError {
+                    docs: vec![id],
+                    error,
+                });
                 return;
             }
         };
         let actor = self.actor.clone();
-        let Some(doc) = self.docs.get_mut(&id) else { return };
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
         let (loaded, good, bad) = load_records(records);
         doc.durable = loaded.with_actor(actor);
         doc.working = doc.durable.clone();
@@ -212,7 +236,10 @@ impl Repo {
             let quarantined = bad.iter().map(|(k, _)| k.clone()).collect();
             doc.quarantine = bad;
             doc.reset_sync_states();
-            self.event(Event::StorageRepaired { doc: id, quarantined });
+            self.event(Event::StorageRepaired {
+                doc: id,
+                quarantined,
+            });
         }
         let buffered = std::mem::take(&mut self.docs.get_mut(&id).expect("present").buffered);
         for (conn, msg) in buffered {
@@ -236,7 +263,9 @@ fn load_records(
     let mut incrementals = Vec::new();
     let mut bad = Vec::new();
     for (key, value) in records {
-        let RecordKind::Chunk(kind) = key.kind() else { continue };
+        let RecordKind::Chunk(kind) = key.kind() else {
+            continue;
+        };
         match verify_chunk(&key, kind, &value) {
             Ok(()) if kind == ChunkKind::Snapshot => snapshots.push((key, value)),
             Ok(()) => incrementals.push((key, value)),

@@ -97,13 +97,16 @@ impl Doc {
 
     /// Nothing here at all, durable or pending.
     pub fn is_empty(&self) -> bool {
-        self.durable.get_heads().is_empty() && self.working.get_heads().is_empty() && self.in_flight.is_none()
+        self.durable.get_heads().is_empty()
+            && self.working.get_heads().is_empty()
+            && self.in_flight.is_none()
     }
 
     /// Whether a `find` may report the document: it has durable content, or
     /// it was created here (the application's own, still-pending state).
     pub fn findable(&self) -> bool {
-        !self.durable.get_heads().is_empty() || self.items.iter().any(|p| matches!(p.item, Item::Local(_)))
+        !self.durable.get_heads().is_empty()
+            || self.items.iter().any(|p| matches!(p.item, Item::Local(_)))
     }
 
     pub fn dirty(&self) -> bool {
@@ -112,7 +115,10 @@ impl Doc {
 
     pub fn needs_commit(&self) -> bool {
         self.is_ready()
-            && (self.dirty() || self.want_snapshot || !self.pending_deletes.is_empty() || !self.quarantine.is_empty())
+            && (self.dirty()
+                || self.want_snapshot
+                || !self.pending_deletes.is_empty()
+                || !self.quarantine.is_empty())
     }
 
     /// The commit after which `working`'s present state is durable: `None`

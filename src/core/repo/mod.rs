@@ -102,12 +102,18 @@ impl Repo {
     /// The document as the application sees it: durable state plus local and
     /// received changes that are not yet durable.
     pub fn doc(&self, id: &DocumentId) -> Option<&Automerge> {
-        self.docs.get(id).filter(|d| d.is_ready()).map(|d| &d.working)
+        self.docs
+            .get(id)
+            .filter(|d| d.is_ready())
+            .map(|d| &d.working)
     }
 
     /// The document as it is on disk.
     pub fn durable_doc(&self, id: &DocumentId) -> Option<&Automerge> {
-        self.docs.get(id).filter(|d| d.is_ready()).map(|d| &d.durable)
+        self.docs
+            .get(id)
+            .filter(|d| d.is_ready())
+            .map(|d| &d.durable)
     }
 
     pub fn documents(&self) -> impl Iterator<Item = &DocumentId> {
@@ -117,7 +123,12 @@ impl Repo {
     /// Create a document with id `id` (random bytes the caller drew) and run
     /// `init` on it as its first change. An `init` that writes nothing still
     /// produces an (empty) first change, so the document has heads.
-    pub fn create<F, E>(&mut self, now: Timestamp, id: DocumentId, init: F) -> Result<ChangeId, ChangeError>
+    pub fn create<F, E>(
+        &mut self,
+        now: Timestamp,
+        id: DocumentId,
+        init: F,
+    ) -> Result<ChangeId, ChangeError>
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<(), E>,
         E: std::fmt::Display,
@@ -141,7 +152,12 @@ impl Repo {
     /// Apply `f` to the working document now; the returned [`ChangeId`] is
     /// reported by [`Event::ChangeDurable`] or [`Event::ChangeFailed`]. An `f`
     /// that writes nothing is reported once everything before it is durable.
-    pub fn change<F, O, E>(&mut self, now: Timestamp, id: &DocumentId, f: F) -> Result<(ChangeId, O), ChangeError>
+    pub fn change<F, O, E>(
+        &mut self,
+        now: Timestamp,
+        id: &DocumentId,
+        f: F,
+    ) -> Result<(ChangeId, O), ChangeError>
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<O, E>,
         E: std::fmt::Display,
@@ -158,14 +174,23 @@ impl Repo {
 
     /// Merge saved document bytes (from `export`, or automerge's `save`) into
     /// document `id`, creating it if absent.
-    pub fn import(&mut self, now: Timestamp, id: DocumentId, bytes: &[u8]) -> Result<ChangeId, ChangeError> {
+    pub fn import(
+        &mut self,
+        now: Timestamp,
+        id: DocumentId,
+        bytes: &[u8],
+    ) -> Result<ChangeId, ChangeError> {
         self.now = now;
-        let check = Automerge::load(bytes).map_err(|e| ChangeError::InvalidDocument(e.to_string()))?;
+        let check =
+            Automerge::load(bytes).map_err(|e| ChangeError::InvalidDocument(e.to_string()))?;
         let actor = self.actor.clone();
         let doc = match self.docs.get_mut(&id) {
             Some(d) if d.is_ready() => d,
             Some(_) => return Err(ChangeError::Loading(id.to_string())),
-            None => self.docs.entry(id).or_insert_with(|| Doc::new(id, &actor, Phase::Ready)),
+            None => self
+                .docs
+                .entry(id)
+                .or_insert_with(|| Doc::new(id, &actor, Phase::Ready)),
         };
         let changes = check.get_changes(&[]);
         doc.working
@@ -188,7 +213,8 @@ impl Repo {
         let deadline = now.plus_ms(self.cfg.find_timeout_ms);
         match self.docs.get_mut(&id) {
             Some(doc) if doc.is_ready() && doc.findable() => {
-                self.effects.push_back(Effect::Event(Event::FindReady { find, doc: id }));
+                self.effects
+                    .push_back(Effect::Event(Event::FindReady { find, doc: id }));
             }
             Some(doc) => {
                 doc.finds.push(find);
@@ -205,7 +231,10 @@ impl Repo {
                 doc.find_deadline = Some(deadline);
                 self.docs.insert(id, doc);
                 self.loads.insert(task, id);
-                self.effects.push_back(Effect::Load { task, prefix: StorageKey::doc_prefix(&id) });
+                self.effects.push_back(Effect::Load {
+                    task,
+                    prefix: StorageKey::doc_prefix(&id),
+                });
             }
         }
         find
@@ -243,13 +272,22 @@ impl Repo {
         let change = ChangeId(self.next_change);
         self.next_change += 1;
         let next_batch = self.next_batch;
-        let doc = self.docs.get_mut(&id).expect("caller checked the document exists");
+        let doc = self
+            .docs
+            .get_mut(&id)
+            .expect("caller checked the document exists");
         match doc.barrier(next_batch) {
-            Some(tag) => doc.items.push_back(Pending { tag, item: Item::Local(change) }),
+            Some(tag) => doc.items.push_back(Pending {
+                tag,
+                item: Item::Local(change),
+            }),
             None => {
                 let heads = doc.durable.get_heads();
-                self.effects
-                    .push_back(Effect::Event(Event::ChangeDurable { change, doc: id, heads }));
+                self.effects.push_back(Effect::Event(Event::ChangeDurable {
+                    change,
+                    doc: id,
+                    heads,
+                }));
             }
         }
         change
@@ -259,7 +297,11 @@ impl Repo {
         if let Some(doc) = self.docs.get_mut(&id) {
             doc.find_deadline = None;
             for find in doc.finds.drain(..) {
-                self.effects.push_back(Effect::Event(Event::FindFailed { find, doc: id, error: error.clone() }));
+                self.effects.push_back(Effect::Event(Event::FindFailed {
+                    find,
+                    doc: id,
+                    error: error.clone(),
+                }));
             }
         }
     }
@@ -270,7 +312,8 @@ impl Repo {
                 doc.find_deadline = None;
                 doc.unavailable.clear();
                 for find in doc.finds.drain(..) {
-                    self.effects.push_back(Effect::Event(Event::FindReady { find, doc: id }));
+                    self.effects
+                        .push_back(Effect::Event(Event::FindReady { find, doc: id }));
                 }
             }
         }
@@ -282,6 +325,9 @@ impl Repo {
 
     #[allow(dead_code)]
     fn heads(&self, id: &DocumentId) -> Vec<ChangeHash> {
-        self.docs.get(id).map(|d| d.durable.get_heads()).unwrap_or_default()
+        self.docs
+            .get(id)
+            .map(|d| d.durable.get_heads())
+            .unwrap_or_default()
     }
 }

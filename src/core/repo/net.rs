@@ -36,7 +36,9 @@ impl Repo {
     /// A connection closed (either side). Unknown connections are ignored.
     pub fn disconnected(&mut self, now: Timestamp, conn: ConnId) {
         self.now = now;
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
         let mut check = Vec::new();
         for doc in self.docs.values_mut() {
             doc.peers.remove(&conn);
@@ -49,13 +51,18 @@ impl Repo {
         for id in check {
             self.check_unavailable(id);
         }
-        self.event(Event::PeerDisconnected { conn, peer_id: c.peer.map(|p| p.0) });
+        self.event(Event::PeerDisconnected {
+            conn,
+            peer_id: c.peer.map(|p| p.0),
+        });
     }
 
     /// A binary frame arrived on `conn`.
     pub fn frame(&mut self, now: Timestamp, conn: ConnId, frame: &[u8]) {
         self.now = now;
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let msg = match wire::decode(frame, &self.cfg.limits) {
             Ok(m) => m,
             Err(e) => return self.protocol_error(conn, ProtocolError::Malformed(e.to_string())),
@@ -63,12 +70,22 @@ impl Repo {
         let joined = c.peer.clone();
         let dir = c.dir;
         match msg {
-            Message::Join { sender_id, peer_metadata, supported_protocol_versions } => {
+            Message::Join {
+                sender_id,
+                peer_metadata,
+                supported_protocol_versions,
+            } => {
                 if dir != Direction::Incoming || joined.is_some() {
                     return self.protocol_error(conn, ProtocolError::Unexpected("join"));
                 }
-                if !supported_protocol_versions.iter().any(|v| v == PROTOCOL_VERSION) {
-                    return self.protocol_error(conn, ProtocolError::UnsupportedVersion(supported_protocol_versions));
+                if !supported_protocol_versions
+                    .iter()
+                    .any(|v| v == PROTOCOL_VERSION)
+                {
+                    return self.protocol_error(
+                        conn,
+                        ProtocolError::UnsupportedVersion(supported_protocol_versions),
+                    );
                 }
                 let reply = Message::Peer {
                     sender_id: self.cfg.peer_id.clone(),
@@ -79,7 +96,12 @@ impl Repo {
                 self.send(conn, &reply);
                 self.peer_opened(conn, sender_id, peer_metadata);
             }
-            Message::Peer { sender_id, target_id, peer_metadata, .. } => {
+            Message::Peer {
+                sender_id,
+                target_id,
+                peer_metadata,
+                ..
+            } => {
                 if dir != Direction::Outgoing || joined.is_some() {
                     return self.protocol_error(conn, ProtocolError::Unexpected("peer"));
                 }
@@ -89,7 +111,10 @@ impl Repo {
                 self.peer_opened(conn, sender_id, peer_metadata);
             }
             Message::Error { message } => {
-                self.event(Event::ConnectionError { conn, error: ProtocolError::Remote(message) });
+                self.event(Event::ConnectionError {
+                    conn,
+                    error: ProtocolError::Remote(message),
+                });
                 self.effects.push_back(Effect::Close { conn });
                 self.disconnected(now, conn);
             }
@@ -111,16 +136,35 @@ impl Repo {
 
     fn check_addressing(&self, msg: &Message, peer_id: &str) -> Result<(), ProtocolError> {
         let (sender, target) = match msg {
-            Message::Sync { sender_id, target_id, .. }
-            | Message::DocUnavailable { sender_id, target_id, .. }
-            | Message::RemoteSubscriptionChange { sender_id, target_id, .. }
-            | Message::RemoteHeadsChanged { sender_id, target_id, .. } => (Some(sender_id), target_id),
+            Message::Sync {
+                sender_id,
+                target_id,
+                ..
+            }
+            | Message::DocUnavailable {
+                sender_id,
+                target_id,
+                ..
+            }
+            | Message::RemoteSubscriptionChange {
+                sender_id,
+                target_id,
+                ..
+            }
+            | Message::RemoteHeadsChanged {
+                sender_id,
+                target_id,
+                ..
+            } => (Some(sender_id), target_id),
             // Relayed ephemeral messages keep their original sender.
             Message::Ephemeral { target_id, .. } => (None, target_id),
             _ => return Ok(()),
         };
         if let Some(sender) = sender.filter(|s| s.as_str() != peer_id) {
-            return Err(ProtocolError::WrongSender { expected: peer_id.to_string(), got: sender.clone() });
+            return Err(ProtocolError::WrongSender {
+                expected: peer_id.to_string(),
+                got: sender.clone(),
+            });
         }
         if *target != self.cfg.peer_id {
             return Err(ProtocolError::WrongTarget(target.clone()));
@@ -141,18 +185,44 @@ impl Repo {
                         doc.buffered.push((conn, msg));
                         self.docs.insert(document_id, doc);
                         self.loads.insert(task, document_id);
-                        self.effects.push_back(Effect::Load { task, prefix: StorageKey::doc_prefix(&document_id) });
+                        self.effects.push_back(Effect::Load {
+                            task,
+                            prefix: StorageKey::doc_prefix(&document_id),
+                        });
                     }
                 }
             }
-            Message::Ephemeral { sender_id, count, session_id, document_id, data, .. } => {
+            Message::Ephemeral {
+                sender_id,
+                count,
+                session_id,
+                document_id,
+                data,
+                ..
+            } => {
                 let key = (sender_id.clone(), session_id.clone());
-                if self.ephemeral_seen.get(&key).is_some_and(|last| *last >= count) || sender_id == self.cfg.peer_id {
+                if self
+                    .ephemeral_seen
+                    .get(&key)
+                    .is_some_and(|last| *last >= count)
+                    || sender_id == self.cfg.peer_id
+                {
                     return;
                 }
                 self.ephemeral_seen.insert(key, count);
-                self.event(Event::Ephemeral { doc: document_id, sender: sender_id.clone(), data: data.clone() });
-                self.send_ephemeral(document_id, Some(conn), &sender_id, &session_id, count, &data);
+                self.event(Event::Ephemeral {
+                    doc: document_id,
+                    sender: sender_id.clone(),
+                    data: data.clone(),
+                });
+                self.send_ephemeral(
+                    document_id,
+                    Some(conn),
+                    &sender_id,
+                    &session_id,
+                    count,
+                    &data,
+                );
             }
             // Remote-heads gossip: tolerated, not used yet.
             _ => {}
@@ -165,10 +235,18 @@ impl Repo {
             return;
         }
         match msg {
-            Message::Sync { request, document_id, data, .. } => {
+            Message::Sync {
+                request,
+                document_id,
+                data,
+                ..
+            } => {
                 let decoded = match sync::Message::decode(&data) {
                     Ok(m) => m,
-                    Err(e) => return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string())),
+                    Err(e) => {
+                        return self
+                            .protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()))
+                    }
                 };
                 self.receive_sync(conn, document_id, request, decoded);
             }
@@ -184,13 +262,17 @@ impl Repo {
 
     fn receive_sync(&mut self, conn: ConnId, id: DocumentId, request: bool, msg: sync::Message) {
         let next_batch = self.next_batch;
-        let Some(doc) = self.docs.get_mut(&id) else { return };
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
         doc.peers.entry(conn).or_default();
         doc.unavailable.remove(&conn);
         if request && doc.is_empty() && msg.changes.is_empty() {
             // We have nothing: say so. The peer stays subscribed and gets the
             // document if it arrives later.
-            let _ = doc.durable.receive_sync_message(doc.peers.get_mut(&conn).expect("inserted"), msg);
+            let _ = doc
+                .durable
+                .receive_sync_message(doc.peers.get_mut(&conn).expect("inserted"), msg);
             let reply = Message::DocUnavailable {
                 document_id: id,
                 sender_id: self.cfg.peer_id.clone(),
@@ -201,13 +283,19 @@ impl Repo {
         let tag = if msg.changes.is_empty() {
             doc.conn_tag(conn)
         } else {
-            if let Err(e) = doc.working.load_incremental(&msg.changes.iter().flatten().copied().collect::<Vec<u8>>()) {
+            if let Err(e) = doc
+                .working
+                .load_incremental(&msg.changes.iter().flatten().copied().collect::<Vec<u8>>())
+            {
                 return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()));
             }
             doc.barrier(next_batch)
         };
         match tag {
-            Some(tag) => doc.items.push_back(Pending { tag, item: Item::Remote { conn, msg } }),
+            Some(tag) => doc.items.push_back(Pending {
+                tag,
+                item: Item::Remote { conn, msg },
+            }),
             None => {
                 // Everything it carries is already durable here.
                 let state = doc.peers.get_mut(&conn).expect("inserted");
@@ -223,7 +311,11 @@ impl Repo {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Some((peer_id.clone(), metadata.clone()));
         }
-        self.event(Event::PeerConnected { conn, peer_id, metadata });
+        self.event(Event::PeerConnected {
+            conn,
+            peer_id,
+            metadata,
+        });
         let ids: Vec<DocumentId> = self.docs.keys().copied().collect();
         for id in ids {
             let doc = self.docs.get_mut(&id).expect("listed");
@@ -241,7 +333,9 @@ impl Repo {
     /// Ask every connected peer for a document we are finding.
     pub(super) fn request_from_peers(&mut self, id: DocumentId) {
         let open: Vec<ConnId> = self.open_conns();
-        let Some(doc) = self.docs.get_mut(&id) else { return };
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
         if !doc.durable.get_heads().is_empty() {
             return;
         }
@@ -257,7 +351,9 @@ impl Repo {
     /// Fail pending finds once every connected peer said it lacks the doc.
     fn check_unavailable(&mut self, id: DocumentId) {
         let open = self.open_conns();
-        let Some(doc) = self.docs.get(&id) else { return };
+        let Some(doc) = self.docs.get(&id) else {
+            return;
+        };
         if doc.finds.is_empty() || open.is_empty() || !doc.durable.get_heads().is_empty() {
             return;
         }
@@ -271,7 +367,9 @@ impl Repo {
     pub(super) fn sync_doc(&mut self, id: DocumentId) {
         let open = self.open_conns();
         let announce = self.cfg.announce;
-        let Some(doc) = self.docs.get_mut(&id) else { return };
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
         if !doc.is_ready() {
             return;
         }
@@ -288,8 +386,12 @@ impl Repo {
 
     /// Generate (from durable state) and send one sync message, if any.
     pub(super) fn send_sync(&mut self, id: DocumentId, conn: ConnId) {
-        let Some(doc) = self.docs.get_mut(&id) else { return };
-        let Some(msg) = doc.generate(conn) else { return };
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let Some(msg) = doc.generate(conn) else {
+            return;
+        };
         let request = doc.durable.get_heads().is_empty();
         let frame = Message::Sync {
             request,
@@ -315,7 +417,9 @@ impl Repo {
             .iter()
             .filter(|(c, _)| Some(**c) != from)
             .filter_map(|(c, conn)| conn.peer.as_ref().map(|p| (*c, p.0.clone())))
-            .filter(|(c, p)| p != sender && self.docs.get(&id).is_some_and(|d| d.peers.contains_key(c)))
+            .filter(|(c, p)| {
+                p != sender && self.docs.get(&id).is_some_and(|d| d.peers.contains_key(c))
+            })
             .collect();
         for (conn, target_id) in targets {
             let msg = Message::Ephemeral {
@@ -332,7 +436,12 @@ impl Repo {
 
     fn protocol_error(&mut self, conn: ConnId, error: ProtocolError) {
         tracing::info!(?conn, %error, "closing connection");
-        self.send(conn, &Message::Error { message: error.to_string() });
+        self.send(
+            conn,
+            &Message::Error {
+                message: error.to_string(),
+            },
+        );
         self.effects.push_back(Effect::Close { conn });
         self.event(Event::ConnectionError { conn, error });
         let now = self.now;
@@ -340,14 +449,25 @@ impl Repo {
     }
 
     fn send(&mut self, conn: ConnId, msg: &Message) {
-        self.effects.push_back(Effect::Send { conn, frame: wire::encode(msg) });
+        self.effects.push_back(Effect::Send {
+            conn,
+            frame: wire::encode(msg),
+        });
     }
 
     fn open_conns(&self) -> Vec<ConnId> {
-        self.conns.iter().filter(|(_, c)| c.peer.is_some()).map(|(id, _)| *id).collect()
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.peer.is_some())
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn peer_id(&self, conn: ConnId) -> PeerId {
-        self.conns.get(&conn).and_then(|c| c.peer.as_ref()).map(|p| p.0.clone()).unwrap_or_default()
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.peer.as_ref())
+            .map(|p| p.0.clone())
+            .unwrap_or_default()
     }
 }

@@ -63,7 +63,11 @@ pub struct RepoConfig {
 }
 
 impl RepoConfig {
-    pub fn new(peer_id: impl Into<PeerId>, actor_id: [u8; 16], session_id: impl Into<String>) -> Self {
+    pub fn new(
+        peer_id: impl Into<PeerId>,
+        actor_id: [u8; 16],
+        session_id: impl Into<String>,
+    ) -> Self {
         Self {
             peer_id: peer_id.into(),
             metadata: PeerMetadata::default(),
@@ -137,28 +141,62 @@ pub enum ProtocolError {
 #[derive(Clone, Debug)]
 pub enum Event {
     /// The commit holding a local change completed. `heads` are durable.
-    ChangeDurable { change: ChangeId, doc: DocumentId, heads: Vec<ChangeHash> },
+    ChangeDurable {
+        change: ChangeId,
+        doc: DocumentId,
+        heads: Vec<ChangeHash>,
+    },
     /// The commit holding a local change failed, or the change was made on a
     /// document whose earlier pending change failed. The working document has
     /// returned to its last durable state.
-    ChangeFailed { change: ChangeId, doc: DocumentId, error: StorageError },
+    ChangeFailed {
+        change: ChangeId,
+        doc: DocumentId,
+        error: StorageError,
+    },
     /// The durable state of a document advanced from `before` to `after`.
-    DocChanged { doc: DocumentId, before: Vec<ChangeHash>, after: Vec<ChangeHash>, source: ChangeSource },
+    DocChanged {
+        doc: DocumentId,
+        before: Vec<ChangeHash>,
+        after: Vec<ChangeHash>,
+        source: ChangeSource,
+    },
     /// A `find` succeeded: the document has content (in storage, or durable
     /// from a peer, or created here).
     FindReady { find: FindId, doc: DocumentId },
-    FindFailed { find: FindId, doc: DocumentId, error: FindError },
+    FindFailed {
+        find: FindId,
+        doc: DocumentId,
+        error: FindError,
+    },
     /// A commit failed; every listed document was returned to its last
     /// durable state and its peers' sync states were reset.
-    StorageError { docs: Vec<DocumentId>, error: StorageError },
+    StorageError {
+        docs: Vec<DocumentId>,
+        error: StorageError,
+    },
     /// Records of `doc` failed verification and were set aside; the document
     /// loaded from the rest.
-    StorageRepaired { doc: DocumentId, quarantined: Vec<StorageKey> },
-    PeerConnected { conn: ConnId, peer_id: PeerId, metadata: PeerMetadata },
-    PeerDisconnected { conn: ConnId, peer_id: Option<PeerId> },
+    StorageRepaired {
+        doc: DocumentId,
+        quarantined: Vec<StorageKey>,
+    },
+    PeerConnected {
+        conn: ConnId,
+        peer_id: PeerId,
+        metadata: PeerMetadata,
+    },
+    PeerDisconnected {
+        conn: ConnId,
+        peer_id: Option<PeerId>,
+    },
     /// We closed a connection because of what it sent.
     ConnectionError { conn: ConnId, error: ProtocolError },
-    Ephemeral { doc: DocumentId, sender: PeerId, data: Vec<u8> },
+    Ephemeral {
+        doc: DocumentId,
+        sender: PeerId,
+        data: Vec<u8>,
+    },
 }
 
 /// Why a local operation was refused before anything happened.
