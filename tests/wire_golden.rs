@@ -304,3 +304,49 @@ fn committed_golden_frames_pass_the_js_check() {
     print!("{stdout}");
     assert!(stdout.contains("golden check:"), "{stdout}");
 }
+
+/// All committed golden frames, for mutation.
+fn golden_frame_bytes() -> Vec<Vec<u8>> {
+    let expected = expected();
+    frames(&expected)
+        .iter()
+        .map(|e| {
+            let file = golden_dir().join(e["file"].as_str().expect("frame file"));
+            std::fs::read(&file).unwrap_or_else(|err| panic!("{}: {err}", file.display()))
+        })
+        .collect()
+}
+
+mod mutations {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Random edits of frames cbor-x really wrote (0xb9 map headers, 0xf7,
+        /// float64 timestamps, ...) never make `decode` panic.
+        #[test]
+        fn mutated_golden_frames_never_panic(
+            which in any::<prop::sample::Index>(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..8),
+        ) {
+            let all = golden_frame_bytes();
+            let mut frame = all[which.index(all.len())].clone();
+            for (at, byte, op) in edits {
+                if frame.is_empty() {
+                    frame.push(byte);
+                    continue;
+                }
+                let i = at.index(frame.len());
+                match op {
+                    0 => frame[i] = byte,
+                    1 => frame.insert(i, byte),
+                    2 => {
+                        frame.remove(i);
+                    }
+                    _ => frame.truncate(i),
+                }
+            }
+            let _ = decode(&frame, &DecodeLimits::default());
+        }
+    }
+}

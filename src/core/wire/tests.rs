@@ -243,6 +243,22 @@ fn accepts_non_minimal_lengths() {
     f.extend(head64(2, 3));
     f.extend_from_slice(&[1, 2, 3]);
     assert_eq!(decode(&f, &limits()), Ok(sync_msg(id)));
+
+    // 8-byte headers on text values too (cbor-x's native extractor in node
+    // rejects these in frames of 140+ bytes; we accept them).
+    let wide = |s: &str| {
+        let mut v = head64(3, s.len() as u64);
+        v.extend_from_slice(s.as_bytes());
+        v
+    };
+    let f = map(&[
+        ("type", wide("sync")),
+        ("senderId", wide("a")),
+        ("targetId", wide("b")),
+        ("documentId", wide(&id.to_string())),
+        ("data", bytes(&[1, 2, 3])),
+    ]);
+    assert_eq!(decode(&f, &limits()), Ok(sync_msg(id)));
 }
 
 #[test]
