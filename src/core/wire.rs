@@ -138,12 +138,12 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     e.into_writer()
 }
 
-/// EncodeResultErr an `Err` in practice: see [`encode`].
-type EncodeResultErr = minicbor::encode::Error<std::convert::Infallible>;
+/// The error type of the encoding helpers; never produced (see [`encode`]).
+type EncodeError = minicbor::encode::Error<std::convert::Infallible>;
 
 type Enc = Encoder<Vec<u8>>;
 
-fn js_uint(e: &mut Enc, n: u64) -> Result<(), EncodeResultErr> {
+fn js_uint(e: &mut Enc, n: u64) -> Result<(), EncodeError> {
     if n > u64::from(u32::MAX) && n <= MAX_SAFE_INTEGER {
         // Exact: n < 2^53.
         e.f64(n as f64)?;
@@ -153,17 +153,17 @@ fn js_uint(e: &mut Enc, n: u64) -> Result<(), EncodeResultErr> {
     Ok(())
 }
 
-fn kv_str(e: &mut Enc, k: &str, v: &str) -> Result<(), EncodeResultErr> {
+fn kv_str(e: &mut Enc, k: &str, v: &str) -> Result<(), EncodeError> {
     e.str(k)?.str(v)?;
     Ok(())
 }
 
-fn kv_doc_id(e: &mut Enc, id: &DocumentId) -> Result<(), EncodeResultErr> {
+fn kv_doc_id(e: &mut Enc, id: &DocumentId) -> Result<(), EncodeError> {
     e.str("documentId")?.str(&id.to_string())?;
     Ok(())
 }
 
-fn kv_str_array(e: &mut Enc, k: &str, v: &[String]) -> Result<(), EncodeResultErr> {
+fn kv_str_array(e: &mut Enc, k: &str, v: &[String]) -> Result<(), EncodeError> {
     e.str(k)?.array(v.len() as u64)?;
     for s in v {
         e.str(s)?;
@@ -171,7 +171,7 @@ fn kv_str_array(e: &mut Enc, k: &str, v: &[String]) -> Result<(), EncodeResultEr
     Ok(())
 }
 
-fn peer_metadata(e: &mut Enc, m: &PeerMetadata) -> Result<(), EncodeResultErr> {
+fn peer_metadata(e: &mut Enc, m: &PeerMetadata) -> Result<(), EncodeError> {
     e.str("peerMetadata")?;
     e.map(if m.storage_id.is_some() { 2 } else { 1 })?;
     if let Some(s) = &m.storage_id {
@@ -181,7 +181,7 @@ fn peer_metadata(e: &mut Enc, m: &PeerMetadata) -> Result<(), EncodeResultErr> {
     Ok(())
 }
 
-fn encode_into(msg: &Message, e: &mut Enc) -> Result<(), EncodeResultErr> {
+fn encode_into(msg: &Message, e: &mut Enc) -> Result<(), EncodeError> {
     let ty = msg.type_name();
     match msg {
         Message::Join {
