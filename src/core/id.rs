@@ -10,6 +10,10 @@ pub struct DocumentId(pub [u8; 16]);
 
 impl std::fmt::Debug for DocumentId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DocumentId({})", bs58::encode(self.0).with_check().into_string())
+        write!(
+            f,
+            "DocumentId({})",
+            bs58::encode(self.0).with_check().into_string()
+        )
     }
 }
