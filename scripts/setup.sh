@@ -173,10 +173,24 @@ apt_install() {
     need apt-get "Debian's packages are installed with apt-get"
     say "$step" "installing… (apt-get install ${missing[*]})"
     if [[ $APT_UPDATED -eq 0 ]]; then
-        timed apt-update as_root apt-get update -qq
+        timed apt-update quietly as_root apt-get update -qq
         APT_UPDATED=1
     fi
-    timed "$step" as_root apt-get install -y -qq "${missing[@]}"
+    timed "$step" quietly as_root apt-get install -y -qq "${missing[@]}"
+}
+
+# quietly CMD... — run CMD with its output kept in a log, shown only if it fails
+# (dpkg prints hundreds of lines even with -qq).
+quietly() {
+    local log rc=0
+    log=$(mktemp)
+    "$@" >"$log" 2>&1 || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        cat "$log" >&2
+        rm -f "$log"
+        die "'$*' failed with exit code $rc"
+    fi
+    rm -f "$log"
 }
 
 setup_browser() {
