@@ -64,7 +64,11 @@ impl Repo {
                 commit.deletes.push(key.clone());
             }
             commit.deletes.extend(b.deletes.iter().cloned());
-            if b.incremental.is_none() && b.snapshot.is_none() && b.deletes.is_empty() && b.quarantine.is_empty() {
+            if b.incremental.is_none()
+                && b.snapshot.is_none()
+                && b.deletes.is_empty()
+                && b.quarantine.is_empty()
+            {
                 // Nothing to write (no pending item can be waiting on this
                 // batch: items wait only on dirty or in-flight documents).
                 continue;
@@ -147,7 +151,10 @@ impl Repo {
             }
         }
         let after = doc.durable.get_heads();
-        if doc.incremental_count() >= compact_after && doc.pending_deletes.is_empty() && doc.can_snapshot() {
+        if doc.incremental_count() >= compact_after
+            && doc.pending_deletes.is_empty()
+            && doc.can_snapshot()
+        {
             doc.want_snapshot = true;
         }
         for change in released {
