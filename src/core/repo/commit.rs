@@ -287,18 +287,28 @@ fn load_records(
             }
         }
     }
+    // A snapshot is a whole document: load the first good one strictly as the
+    // base. Incremental records may depend on each other in any key order,
+    // so they are applied with `load_incremental`, which queues changes
+    // until their dependencies arrive.
     let mut doc: Option<Automerge> = None;
     let mut good = Vec::new();
     for (key, value) in snapshots.into_iter().chain(incrementals) {
-        let ok = match doc.as_mut() {
-            None => match Automerge::load(&value) {
+        let ok = match (doc.as_mut(), key.kind()) {
+            (None, RecordKind::Chunk(ChunkKind::Snapshot)) => match Automerge::load(&value) {
                 Ok(d) => {
                     doc = Some(d);
                     true
                 }
                 Err(_) => false,
             },
-            Some(d) => d.load_incremental(&value).is_ok(),
+            (Some(d), _) => d.load_incremental(&value).is_ok(),
+            (None, _) => {
+                let mut d = Automerge::new();
+                let ok = d.load_incremental(&value).is_ok();
+                doc = ok.then_some(d);
+                ok
+            }
         };
         if ok {
             good.push(key);
