@@ -34,7 +34,8 @@ endif
 
 test:
 	$(SETUP) node-test-deps wasm-target
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets -- --skip simulation_with
+	$(CARGO) test --test simulation simulation_with -- --nocapture
 	$(CARGO) check --lib --target $(WASM_TARGET)
 	$(CARGO) fmt --all -- --check
 
