@@ -270,9 +270,11 @@ impl Repo {
         if request && doc.is_empty() && msg.changes.is_empty() {
             // We have nothing: say so. The peer stays subscribed and gets the
             // document if it arrives later.
-            let _ = doc
-                .durable
-                .receive_sync_message(doc.peers.get_mut(&conn).expect("inserted"), msg);
+            let state = doc.peers.get_mut(&conn).expect("inserted");
+            let _ = doc.durable.receive_sync_message(state, msg);
+            // `doc-unavailable` is our answer: no empty sync message follows.
+            state.have_responded = true;
+            state.last_sent_heads = Vec::new();
             let reply = Message::DocUnavailable {
                 document_id: id,
                 sender_id: self.cfg.peer_id.clone(),
