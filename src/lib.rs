@@ -5,3 +5,4 @@
 //! WebSockets, the server's log) live beside it and only move bytes.
 
 pub mod core;
+pub mod storage;

@@ -132,7 +132,8 @@ fn bad_input_gets_an_error_message_and_a_close() {
             .encode(),
         })
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Repo)>)> = vec![
+    type Case<'a> = (&'static str, Box<dyn Fn(&mut Repo) + 'a>);
+    let cases: Vec<Case> = vec![
         ("garbage", Box::new(|r| r.frame(T, C, &[0xff, 0x00, 0x13]))),
         (
             "message before join",

@@ -1,0 +1,3 @@
+//! Storage adapters implementing [`crate::core::storage::Storage`].
+
+pub mod memory;
