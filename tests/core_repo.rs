@@ -62,11 +62,14 @@ struct Image(BTreeMap<StorageKey, Vec<u8>>);
 
 impl Image {
     fn apply(&mut self, c: &Commit) {
-        for (k, v) in &c.puts {
-            self.0.insert(k.clone(), v.clone());
-        }
         for k in &c.deletes {
             self.0.remove(k);
+        }
+        for prefix in &c.delete_prefixes {
+            self.0.retain(|k, _| !k.starts_with(prefix));
+        }
+        for (k, v) in &c.puts {
+            self.0.insert(k.clone(), v.clone());
         }
     }
     fn range(&self, doc: &DocumentId) -> Vec<(StorageKey, Vec<u8>)> {

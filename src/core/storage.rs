@@ -114,15 +114,19 @@ pub enum RecordKind {
 }
 
 /// One atomic write: every put and delete lands together or none does.
+/// Deletes (single keys, then whole prefixes) apply before puts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Commit {
     pub puts: Vec<(StorageKey, Vec<u8>)>,
     pub deletes: Vec<StorageKey>,
+    /// Delete every record whose key starts with one of these prefixes
+    /// (deleting a document, including records other tabs wrote).
+    pub delete_prefixes: Vec<StorageKey>,
 }
 
 impl Commit {
     pub fn is_empty(&self) -> bool {
-        self.puts.is_empty() && self.deletes.is_empty()
+        self.puts.is_empty() && self.deletes.is_empty() && self.delete_prefixes.is_empty()
     }
 }
 

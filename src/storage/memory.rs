@@ -55,11 +55,14 @@ impl Storage for MemoryStorage {
     async fn commit(&self, commit: Commit) -> Result<(), StorageError> {
         self.check_open()?;
         let mut records = self.records.borrow_mut();
-        for (k, v) in commit.puts {
-            records.insert(k, v);
-        }
         for k in commit.deletes {
             records.remove(&k);
+        }
+        for prefix in commit.delete_prefixes {
+            records.retain(|k, _| !k.starts_with(&prefix));
+        }
+        for (k, v) in commit.puts {
+            records.insert(k, v);
         }
         Ok(())
     }
@@ -94,7 +97,7 @@ mod tests {
                 (key(&["a", "incremental", "2"]), vec![3]),
                 (key(&["ab", "x"]), vec![4]),
             ],
-            deletes: vec![],
+            ..Default::default()
         };
         now(s.commit(commit)).unwrap();
         let got = now(s.range(&key(&["a"]))).unwrap();

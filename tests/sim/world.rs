@@ -46,11 +46,14 @@ struct SimStorage {
 
 impl SimStorage {
     fn apply(&mut self, commit: Commit) {
-        for (k, v) in commit.puts {
-            self.image.insert(k, v);
-        }
         for k in commit.deletes {
             self.image.remove(&k);
+        }
+        for prefix in commit.delete_prefixes {
+            self.image.retain(|k, _| !k.starts_with(&prefix));
+        }
+        for (k, v) in commit.puts {
+            self.image.insert(k, v);
         }
     }
 

@@ -1,0 +1,1 @@
+//! Materializing documents to JS and applying recorded JS edits (to be written).
