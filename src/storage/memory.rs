@@ -117,12 +117,13 @@ mod tests {
         let s = MemoryStorage::new();
         now(s.commit(Commit {
             puts: vec![(key(&["a", "1"]), vec![1])],
-            deletes: vec![],
+            ..Default::default()
         }))
         .unwrap();
         now(s.commit(Commit {
             puts: vec![(key(&["a", "2"]), vec![2])],
             deletes: vec![key(&["a", "1"])],
+            ..Default::default()
         }))
         .unwrap();
         assert_eq!(now(s.range(&key(&["a"]))).unwrap().len(), 1);
