@@ -352,3 +352,35 @@ fn compaction_writes_the_snapshot_before_deleting_only_what_it_covers() {
         r.durable_doc(&doc).unwrap().get_heads()
     );
 }
+
+#[test]
+fn delete_waits_for_pending_changes_then_removes_every_record() {
+    let mut r = repo();
+    let doc = DocumentId([8; 16]);
+    let mut image = Image::default();
+    r.create(T, doc, |tx| tx.put(ROOT, "n", 0)).unwrap();
+    settle(&mut r, &mut image);
+    let foreign = StorageKey::new([doc.to_string(), "incremental".into(), "e".repeat(64)]);
+    image.0.insert(foreign.clone(), vec![9]);
+
+    let pending = set(&mut r, &doc, "n", 1);
+    let deleted = r.delete(T, &doc).unwrap();
+    assert!(matches!(r.change(T, &doc, |tx| tx.put(ROOT, "n", 2)), Err(ChangeError::Deleting(_))));
+    let first = commits(&drain(&mut r));
+    assert_eq!(first.len(), 1);
+    assert!(first[0].1.delete_prefixes.is_empty(), "the pending change is committed first");
+    image.apply(&first[0].1);
+    r.commit_done(T, first[0].0, Ok(()));
+    let effects = drain(&mut r);
+    assert_eq!(durable_ids(&events(&effects)), vec![pending]);
+    let second = commits(&effects);
+    assert_eq!(second[0].1.delete_prefixes, vec![StorageKey::doc_prefix(&doc)]);
+    image.apply(&second[0].1);
+    r.commit_done(T, second[0].0, Ok(()));
+    let evs = events(&drain(&mut r));
+    assert_eq!(durable_ids(&evs), vec![deleted]);
+    assert!(evs.iter().any(|e| matches!(e, Event::DocDeleted { doc: d } if *d == doc)));
+    assert!(image.range(&doc).is_empty(), "every record is gone, including one we never loaded");
+    assert!(matches!(r.change(T, &doc, |tx| tx.put(ROOT, "n", 3)), Err(ChangeError::NotFound(_))));
+    assert!(r.is_idle());
+}

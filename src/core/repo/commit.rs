@@ -24,6 +24,21 @@ struct DocBatch {
     snapshot: Option<(StorageKey, Vec<StorageKey>)>,
     deletes: Vec<StorageKey>,
     quarantine: Vec<(StorageKey, Vec<u8>)>,
+    /// This commit deletes the whole document.
+    delete: bool,
+}
+
+impl DocBatch {
+    fn new(doc: DocumentId) -> Self {
+        Self {
+            doc,
+            incremental: None,
+            snapshot: None,
+            deletes: Vec::new(),
+            quarantine: Vec::new(),
+            delete: false,
+        }
+    }
 }
 
 impl Repo {
@@ -36,12 +51,21 @@ impl Repo {
         let mut commit = Commit::default();
         let mut docs = Vec::new();
         for doc in self.docs.values_mut().filter(|d| d.needs_commit()) {
+            if doc.deleting.is_some() && !doc.dirty() {
+                // Everything pending is durable: remove the whole document,
+                // including records other tabs wrote.
+                commit.delete_prefixes.push(StorageKey::doc_prefix(&doc.id));
+                doc.in_flight = Some(batch);
+                docs.push(DocBatch {
+                    delete: true,
+                    ..DocBatch::new(doc.id)
+                });
+                continue;
+            }
             let mut b = DocBatch {
-                doc: doc.id,
-                incremental: None,
-                snapshot: None,
                 deletes: std::mem::take(&mut doc.pending_deletes),
                 quarantine: std::mem::take(&mut doc.quarantine),
+                ..DocBatch::new(doc.id)
             };
             if doc.dirty() {
                 let bytes = doc.working.save_after(&doc.issued_heads);
@@ -52,7 +76,10 @@ impl Repo {
                     b.incremental = Some((key, bytes));
                 }
             }
-            if std::mem::take(&mut doc.want_snapshot) && doc.can_snapshot() {
+            if std::mem::take(&mut doc.want_snapshot)
+                && doc.can_snapshot()
+                && doc.deleting.is_none()
+            {
                 let bytes = doc.durable.save();
                 let key = StorageKey::chunk(&doc.id, ChunkKind::Snapshot, &bytes);
                 let covered = doc.records.iter().filter(|k| **k != key).cloned().collect();
@@ -111,6 +138,20 @@ impl Repo {
     fn commit_succeeded(&mut self, batch: u64, b: DocBatch) {
         let id = b.doc;
         let compact_after = self.cfg.compact_after;
+        if b.delete {
+            if let Some(doc) = self.docs.remove(&id) {
+                if let Some(change) = doc.deleting {
+                    self.event(Event::ChangeDurable {
+                        change,
+                        doc: id,
+                        heads: Vec::new(),
+                    });
+                }
+                self.fail_finds_of(doc.finds, id);
+            }
+            self.event(Event::DocDeleted { doc: id });
+            return;
+        }
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
@@ -187,6 +228,17 @@ impl Repo {
             return;
         };
         doc.in_flight = None;
+        if b.delete {
+            // The document stays, as it was; the delete is reported failed.
+            if let Some(change) = doc.deleting.take() {
+                self.event(Event::ChangeFailed {
+                    change,
+                    doc: id,
+                    error: error.clone(),
+                });
+            }
+            return;
+        }
         // Back to the last durable state: everything not yet durable is gone,
         // including changes made while this commit was in flight.
         doc.working = doc.durable.clone();

@@ -57,6 +57,9 @@ pub(super) struct Doc {
     /// written by us). Only these may be deleted by compaction.
     pub records: BTreeSet<StorageKey>,
     pub want_snapshot: bool,
+    /// `delete` was called: once nothing is dirty or in flight, one commit
+    /// removes every record under the document's prefix; `ChangeId` reports it.
+    pub deleting: Option<ChangeId>,
     /// Records covered by a durable snapshot, to delete in a later commit.
     pub pending_deletes: Vec<StorageKey>,
     /// Corrupt records to move aside in the next commit.
@@ -82,6 +85,7 @@ impl Doc {
             peers: BTreeMap::new(),
             records: BTreeSet::new(),
             want_snapshot: false,
+            deleting: None,
             pending_deletes: Vec::new(),
             quarantine: Vec::new(),
             finds: Vec::new(),
@@ -116,6 +120,7 @@ impl Doc {
     pub fn needs_commit(&self) -> bool {
         self.is_ready()
             && (self.dirty()
+                || (self.deleting.is_some() && self.in_flight.is_none())
                 || self.want_snapshot
                 || !self.pending_deletes.is_empty()
                 || !self.quarantine.is_empty())

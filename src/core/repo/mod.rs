@@ -199,6 +199,25 @@ impl Repo {
         Ok(self.queue_local(id))
     }
 
+    /// Delete document `id` from storage (every record under its prefix,
+    /// including ones this repo never loaded) once its pending changes are
+    /// durable, and forget it. Reported like a change; further changes are
+    /// refused with [`ChangeError::Deleting`] meanwhile and
+    /// [`ChangeError::NotFound`] once it is gone.
+    pub fn delete(&mut self, now: Timestamp, id: &DocumentId) -> Result<ChangeId, ChangeError> {
+        self.now = now;
+        let change = ChangeId(self.next_change);
+        let doc = self.ready_doc(id)?;
+        doc.deleting = Some(change);
+        self.next_change += 1;
+        Ok(change)
+    }
+
+    /// No commit in flight and nothing waiting to be committed.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.is_none() && !self.docs.values().any(|d| d.needs_commit())
+    }
+
     /// The document's complete durable history, loadable by `Automerge::load`.
     pub fn export(&self, id: &DocumentId) -> Option<Vec<u8>> {
         self.durable_doc(id).map(Automerge::save)
@@ -255,6 +274,7 @@ impl Repo {
 
     fn ready_doc(&mut self, id: &DocumentId) -> Result<&mut Doc, ChangeError> {
         match self.docs.get_mut(id) {
+            Some(d) if d.deleting.is_some() => Err(ChangeError::Deleting(id.to_string())),
             Some(d) if d.is_ready() => Ok(d),
             Some(_) => Err(ChangeError::Loading(id.to_string())),
             None => Err(ChangeError::NotFound(id.to_string())),
@@ -291,6 +311,16 @@ impl Repo {
             }
         }
         change
+    }
+
+    fn fail_finds_of(&mut self, finds: Vec<FindId>, id: DocumentId) {
+        for find in finds {
+            self.event(Event::FindFailed {
+                find,
+                doc: id,
+                error: FindError::Deleted,
+            });
+        }
     }
 
     fn fail_finds(&mut self, id: DocumentId, error: FindError) {

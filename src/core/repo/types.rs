@@ -112,6 +112,8 @@ pub enum FindError {
     /// Not in storage, and no peer had it before the timeout or every peer
     /// said it was unavailable.
     Unavailable,
+    /// The document was deleted while the find waited.
+    Deleted,
     Storage(StorageError),
 }
 
@@ -197,6 +199,8 @@ pub enum Event {
         sender: PeerId,
         data: Vec<u8>,
     },
+    /// A `delete` completed: the document's records are gone from storage.
+    DocDeleted { doc: DocumentId },
 }
 
 /// Why a local operation was refused before anything happened.
@@ -206,6 +210,8 @@ pub enum ChangeError {
     NotFound(String),
     #[error("document {0} is still loading")]
     Loading(String),
+    #[error("document {0} is being deleted")]
+    Deleting(String),
     #[error("document {0} already exists")]
     AlreadyExists(String),
     #[error("the change function failed: {0}")]
