@@ -365,22 +365,39 @@ fn delete_waits_for_pending_changes_then_removes_every_record() {
 
     let pending = set(&mut r, &doc, "n", 1);
     let deleted = r.delete(T, &doc).unwrap();
-    assert!(matches!(r.change(T, &doc, |tx| tx.put(ROOT, "n", 2)), Err(ChangeError::Deleting(_))));
+    assert!(matches!(
+        r.change(T, &doc, |tx| tx.put(ROOT, "n", 2)),
+        Err(ChangeError::Deleting(_))
+    ));
     let first = commits(&drain(&mut r));
     assert_eq!(first.len(), 1);
-    assert!(first[0].1.delete_prefixes.is_empty(), "the pending change is committed first");
+    assert!(
+        first[0].1.delete_prefixes.is_empty(),
+        "the pending change is committed first"
+    );
     image.apply(&first[0].1);
     r.commit_done(T, first[0].0, Ok(()));
     let effects = drain(&mut r);
     assert_eq!(durable_ids(&events(&effects)), vec![pending]);
     let second = commits(&effects);
-    assert_eq!(second[0].1.delete_prefixes, vec![StorageKey::doc_prefix(&doc)]);
+    assert_eq!(
+        second[0].1.delete_prefixes,
+        vec![StorageKey::doc_prefix(&doc)]
+    );
     image.apply(&second[0].1);
     r.commit_done(T, second[0].0, Ok(()));
     let evs = events(&drain(&mut r));
     assert_eq!(durable_ids(&evs), vec![deleted]);
-    assert!(evs.iter().any(|e| matches!(e, Event::DocDeleted { doc: d } if *d == doc)));
-    assert!(image.range(&doc).is_empty(), "every record is gone, including one we never loaded");
-    assert!(matches!(r.change(T, &doc, |tx| tx.put(ROOT, "n", 3)), Err(ChangeError::NotFound(_))));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, Event::DocDeleted { doc: d } if *d == doc)));
+    assert!(
+        image.range(&doc).is_empty(),
+        "every record is gone, including one we never loaded"
+    );
+    assert!(matches!(
+        r.change(T, &doc, |tx| tx.put(ROOT, "n", 3)),
+        Err(ChangeError::NotFound(_))
+    ));
     assert!(r.is_idle());
 }

@@ -1,0 +1,296 @@
+//! The wasm-bindgen surface that `pkg/index.js` wraps. Every method that
+//! reports durability returns a promise settled by the core's events.
+//! Errors are JS `Error`s with stable names (see [`js_error`]).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use js_sys::{Array, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::core::id::{AutomergeUrl, DocumentId};
+use crate::core::repo::{ChangeError, ChangeId, Repo, RepoConfig};
+use crate::core::storage::{Commit, Storage, StorageError, StorageKey};
+use crate::storage::memory::MemoryStorage;
+use crate::web::driver::{heads_js, js_error, now, Driver};
+use crate::web::idb::IdbStorage;
+use crate::web::ops;
+
+/// The storage a browser repo runs on.
+pub enum AnyStorage {
+    Memory(MemoryStorage),
+    IndexedDb(IdbStorage),
+}
+
+impl Storage for AnyStorage {
+    async fn get(&self, key: &StorageKey) -> Result<Option<Vec<u8>>, StorageError> {
+        match self {
+            AnyStorage::Memory(s) => s.get(key).await,
+            AnyStorage::IndexedDb(s) => s.get(key).await,
+        }
+    }
+    async fn range(&self, prefix: &StorageKey) -> Result<Vec<(StorageKey, Vec<u8>)>, StorageError> {
+        match self {
+            AnyStorage::Memory(s) => s.range(prefix).await,
+            AnyStorage::IndexedDb(s) => s.range(prefix).await,
+        }
+    }
+    async fn commit(&self, commit: Commit) -> Result<(), StorageError> {
+        match self {
+            AnyStorage::Memory(s) => s.commit(commit).await,
+            AnyStorage::IndexedDb(s) => s.commit(commit).await,
+        }
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], JsValue> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b)
+        .map_err(|e| js_error("StorageUnavailableError", &format!("no randomness: {e}")))?;
+    Ok(b)
+}
+
+/// Accepts `automerge:<id>`, `automerge:<id>#heads`, or a bare id.
+pub fn parse_document_id(s: &str) -> Result<DocumentId, JsValue> {
+    let parsed = if s.starts_with("automerge:") {
+        AutomergeUrl::from_str(s)
+            .map(|u| u.document_id)
+            .map_err(|e| e.to_string())
+    } else {
+        DocumentId::from_str(s).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| {
+        js_error(
+            "InvalidDocumentUrlError",
+            &format!("{s:?} is not a document URL or id: {e}"),
+        )
+    })
+}
+
+fn change_error(e: ChangeError) -> JsValue {
+    let name = match &e {
+        ChangeError::NotFound(_) => "DocumentUnavailableError",
+        ChangeError::Loading(_) => "DocumentLoadingError",
+        ChangeError::Deleting(_) => "DocumentDeletedError",
+        ChangeError::AlreadyExists(_) => "DocumentExistsError",
+        ChangeError::Rejected(_) => "ChangeRejectedError",
+        ChangeError::InvalidDocument(_) => "InvalidDocumentError",
+    };
+    js_error(name, &e.to_string())
+}
+
+#[wasm_bindgen]
+pub struct WasmRepo {
+    driver: Driver<AnyStorage>,
+    durability: &'static str,
+    deleted: RefCell<BTreeSet<DocumentId>>,
+    closed: RefCell<bool>,
+}
+
+#[wasm_bindgen]
+impl WasmRepo {
+    /// `options`: `{ indexedDB: "<database name>" }` or `{ memory: true }`.
+    pub async fn open(options: JsValue) -> Result<WasmRepo, JsValue> {
+        let name = Reflect::get(&options, &"indexedDB".into())
+            .ok()
+            .and_then(|v| v.as_string());
+        let memory = Reflect::get(&options, &"memory".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let (storage, durability) =
+            match (name, memory) {
+                (Some(name), false) => {
+                    let s = IdbStorage::open(&name)
+                        .await
+                        .map_err(|e| crate::web::driver::storage_error(&e))?;
+                    let d = s.durability().as_str();
+                    (AnyStorage::IndexedDb(s), d)
+                }
+                (None, true) => (AnyStorage::Memory(MemoryStorage::new()), "memory"),
+                _ => return Err(js_error(
+                    "InvalidOptionsError",
+                    "Repo.open needs exactly one of { indexedDB: \"<name>\" } or { memory: true }",
+                )),
+            };
+        let peer = hex::encode(random::<8>()?);
+        let session = hex::encode(random::<8>()?);
+        let cfg = RepoConfig::new(format!("holdfast-{peer}"), random::<16>()?, session);
+        Ok(WasmRepo {
+            driver: Driver::new(Repo::new(cfg), storage),
+            durability,
+            deleted: RefCell::new(BTreeSet::new()),
+            closed: RefCell::new(false),
+        })
+    }
+
+    /// `"strict"`, `"default"` (the browser ignored the strict hint) or `"memory"`.
+    #[wasm_bindgen(getter)]
+    pub fn durability(&self) -> String {
+        self.durability.to_string()
+    }
+
+    /// Create a document whose first change applies `ops`; resolves with its
+    /// id once that change is durable.
+    pub fn create(&self, ops: JsValue) -> Result<Promise, JsValue> {
+        self.check_open()?;
+        let id = DocumentId(random::<16>()?);
+        let change = self
+            .driver
+            .with_repo(|r| r.create(now(), id, |tx| ops::apply_ops(tx, &ops)))
+            .map_err(change_error)?;
+        Ok(self
+            .driver
+            .await_change(change, Some(id.to_string().into())))
+    }
+
+    /// Apply `ops` as one change; resolves with the durable heads once the
+    /// commit holding it completed.
+    pub fn change(&self, document_id: &str, ops: JsValue) -> Result<Promise, JsValue> {
+        self.check_open()?;
+        let id = self.live(document_id)?;
+        let (change, ()) = self
+            .driver
+            .with_repo(|r| r.change(now(), &id, |tx| ops::apply_ops(tx, &ops)))
+            .map_err(change_error)?;
+        Ok(self.driver.await_change(change, None))
+    }
+
+    /// Open a document from memory, storage or peers.
+    pub fn find(&self, document_id: &str) -> Result<Promise, JsValue> {
+        self.check_open()?;
+        let id = parse_document_id(document_id)?;
+        let find = self.driver.with_repo(|r| r.find(now(), id));
+        Ok(self.driver.await_find(find, id.to_string().into()))
+    }
+
+    /// The document as plain JS values (durable state plus pending changes).
+    pub fn doc(&self, document_id: &str) -> Result<JsValue, JsValue> {
+        let id = self.live(document_id)?;
+        self.driver
+            .read(&id, |d| ops::to_js(d, None))
+            .unwrap_or_else(|| Err(not_open(&id)))
+    }
+
+    /// The document with text and counters marked, for the change proxy.
+    pub fn draft(&self, document_id: &str) -> Result<JsValue, JsValue> {
+        let id = self.live(document_id)?;
+        self.driver
+            .read(&id, ops::to_js_draft)
+            .unwrap_or_else(|| Err(not_open(&id)))
+    }
+
+    pub fn heads(&self, document_id: &str) -> Result<JsValue, JsValue> {
+        let id = self.live(document_id)?;
+        self.driver
+            .read(&id, |d| heads_js(&d.get_heads()))
+            .ok_or_else(|| not_open(&id))
+    }
+
+    /// The durable document as `Automerge.save()` bytes.
+    pub fn export(&self, document_id: &str) -> Result<Vec<u8>, JsValue> {
+        let id = self.live(document_id)?;
+        self.driver
+            .with_repo(|r| r.export(&id))
+            .ok_or_else(|| not_open(&id))
+    }
+
+    /// Store `bytes` (an Automerge document) as a new document; resolves with
+    /// its id once durable.
+    pub fn import(&self, bytes: &[u8]) -> Result<Promise, JsValue> {
+        self.check_open()?;
+        let id = DocumentId(random::<16>()?);
+        let change = self
+            .driver
+            .with_repo(|r| r.import(now(), id, bytes))
+            .map_err(change_error)?;
+        Ok(self
+            .driver
+            .await_change(change, Some(id.to_string().into())))
+    }
+
+    /// Remove a document from storage once its pending changes are durable.
+    pub fn delete(&self, document_id: &str) -> Result<Promise, JsValue> {
+        self.check_open()?;
+        let id = self.live(document_id)?;
+        let change: ChangeId = self
+            .driver
+            .with_repo(|r| r.delete(now(), &id))
+            .map_err(change_error)?;
+        self.deleted.borrow_mut().insert(id);
+        Ok(self.driver.await_change(change, Some(JsValue::UNDEFINED)))
+    }
+
+    /// `cb(event)` for `change`, `storage-error`, `storage-repaired`, `deleted`.
+    #[wasm_bindgen(js_name = setEventHandler)]
+    pub fn set_event_handler(&self, cb: Option<js_sys::Function>) {
+        self.driver.set_handler(cb);
+    }
+
+    /// The ids of the documents open in this repo.
+    pub fn documents(&self) -> Array {
+        self.driver.with_repo(|r| {
+            r.documents()
+                .map(|d| JsValue::from_str(&d.to_string()))
+                .collect()
+        })
+    }
+
+    /// Refuse new work, wait until everything pending is durable (or has
+    /// failed), then close the storage.
+    pub async fn close(&self) -> Result<(), JsValue> {
+        if self.closed.replace(true) {
+            return Ok(());
+        }
+        wasm_bindgen_futures::JsFuture::from(self.driver.when_idle()).await?;
+        if let AnyStorage::IndexedDb(s) = self.driver.storage() {
+            s.close();
+        }
+        self.driver.set_handler(None);
+        Ok(())
+    }
+
+    /// Readwrite transactions committed so far (IndexedDB only; for tests
+    /// and diagnostics).
+    #[wasm_bindgen(getter, js_name = storageCommits)]
+    pub fn storage_commits(&self) -> f64 {
+        match self.driver.storage() {
+            AnyStorage::IndexedDb(s) => s.commits() as f64,
+            AnyStorage::Memory(_) => 0.0,
+        }
+    }
+}
+
+impl WasmRepo {
+    pub fn driver(&self) -> &Driver<AnyStorage> {
+        &self.driver
+    }
+
+    fn check_open(&self) -> Result<(), JsValue> {
+        if *self.closed.borrow() {
+            Err(js_error("RepoClosedError", "the repo is closed"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Parse an id and refuse documents deleted through this repo.
+    fn live(&self, document_id: &str) -> Result<DocumentId, JsValue> {
+        let id = parse_document_id(document_id)?;
+        if self.deleted.borrow().contains(&id) {
+            return Err(js_error(
+                "DocumentDeletedError",
+                &format!("document {id} was deleted"),
+            ));
+        }
+        Ok(id)
+    }
+}
+
+fn not_open(id: &DocumentId) -> JsValue {
+    js_error(
+        "DocumentUnavailableError",
+        &format!("document {id} is not open in this repo (find it first)"),
+    )
+}
