@@ -1,0 +1,91 @@
+//! `holdfast-server --listen 127.0.0.1:3030 --data ./data [--www ./www]`
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use holdfast::storage::memory::MemoryStorage;
+use holdfast_server::{start, Config};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "holdfast sync server: automerge-repo compatible WebSocket sync, acknowledged only after fsync"
+)]
+struct Args {
+    /// Address to listen on (use 127.0.0.1 to stay local).
+    #[arg(long, default_value = "127.0.0.1:3030")]
+    listen: SocketAddr,
+    /// Data directory for the log (created if missing).
+    #[arg(long, default_value = "./data")]
+    data: PathBuf,
+    /// Serve static files (the demo app) from this directory.
+    #[arg(long)]
+    www: Option<PathBuf>,
+    /// Largest accepted frame in bytes; larger ones get an `error` message.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    max_frame: usize,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,holdfast=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("holdfast-server: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let result: Result<(), String> = local.block_on(&rt, async move {
+        let _ = &args.data; // the log storage lands with the log module
+        let storage = MemoryStorage::new();
+        let config = Config {
+            listen: args.listen,
+            www: args.www,
+            max_frame: args.max_frame,
+        };
+        let running = start(config, storage)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        println!("holdfast-server: listening on ws://{}", running.addr);
+        shutdown_signal().await;
+        tracing::info!("signal received; finishing in-flight commits");
+        running.stop().await;
+        Ok(())
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("holdfast-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
