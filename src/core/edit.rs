@@ -241,7 +241,12 @@ fn apply_one<T: Transactable>(tx: &mut T, op: &Op) -> Result<(), OpError> {
                     }
                     let del = isize::try_from(*count)
                         .map_err(|_| OpError::BadOp("delete count too large".into()))?;
-                    tx.splice(&obj, *i, del, std::iter::empty::<automerge::hydrate::Value>())?;
+                    tx.splice(
+                        &obj,
+                        *i,
+                        del,
+                        std::iter::empty::<automerge::hydrate::Value>(),
+                    )?;
                     Ok(())
                 }
                 _ => Err(OpError::WrongType {
@@ -299,9 +304,11 @@ fn apply_one<T: Transactable>(tx: &mut T, op: &Op) -> Result<(), OpError> {
                 index,
                 len: current.encode_utf16().count(),
             };
-            let end16 = index.checked_add(*del).ok_or_else(|| out_of_range(usize::MAX))?;
-            let start = utf16_to_units(&current, *index, enc, path)?
-                .ok_or_else(|| out_of_range(*index))?;
+            let end16 = index
+                .checked_add(*del)
+                .ok_or_else(|| out_of_range(usize::MAX))?;
+            let start =
+                utf16_to_units(&current, *index, enc, path)?.ok_or_else(|| out_of_range(*index))?;
             let end =
                 utf16_to_units(&current, end16, enc, path)?.ok_or_else(|| out_of_range(end16))?;
             let del = isize::try_from(end - start)
@@ -620,7 +627,10 @@ mod tests {
                 text: "x".into(),
             }],
         );
-        assert!(matches!(bad, Err(OpError::IndexOutOfRange { .. })), "{bad:?}");
+        assert!(
+            matches!(bad, Err(OpError::IndexOutOfRange { .. })),
+            "{bad:?}"
+        );
     }
 
     #[test]
@@ -670,7 +680,13 @@ mod tests {
             }],
         );
         assert!(
-            matches!(r, Err(OpError::WrongType { expected: "counter", .. })),
+            matches!(
+                r,
+                Err(OpError::WrongType {
+                    expected: "counter",
+                    ..
+                })
+            ),
             "{r:?}"
         );
     }
