@@ -320,13 +320,16 @@ export class Repo extends Emitter {
     switch (ev?.type) {
       case "change": {
         const h = this.#handles.get(ev.documentId);
-        if (!h || h.listenerCount("change") === 0) return;
+        if (this.#closed || !h || h.listenerCount("change") === 0) return;
         // Materialized now, at the moment the change became durable.
         let doc;
         try {
           doc = this.#inner.doc(ev.documentId);
         } catch (e) {
-          h.emit("storage-error", e);
+          // Never throw into the wasm event loop; surface it like a listener error.
+          queueMicrotask(() => {
+            throw e;
+          });
           return;
         }
         h.emit("change", { handle: h, doc, patches: ev.patches ?? [], source: ev.source, heads: ev.heads });
