@@ -1,5 +1,6 @@
 //! The sans-IO core: no async, no clocks, no randomness, no IO.
 
+pub mod edit;
 pub mod id;
 pub mod repo;
 pub mod storage;

@@ -1,0 +1,181 @@
+// Types for the holdfast npm package (hand-written; see index.js).
+
+/** The `name` of every Error holdfast throws or rejects with. */
+export type HoldfastErrorName =
+  | "QuotaExceededError"
+  | "StorageUnavailableError"
+  | "StorageAbortedError"
+  | "InvalidDocumentUrlError"
+  | "DocumentUnavailableError"
+  | "DocumentDeletedError"
+  | "RepoClosedError"
+  | "ChangeRejectedError";
+
+export interface HoldfastError extends Error {
+  name: HoldfastErrorName;
+}
+
+export const ERROR_NAMES: readonly HoldfastErrorName[];
+
+/** `automerge:<documentId>`, optionally followed by `#<heads>`. */
+export type AutomergeUrl = `automerge:${string}`;
+export type DocumentId = string;
+/** A change hash, hex. */
+export type Head = string;
+export type Heads = Head[];
+
+/** `"strict"`: IndexedDB strict durability; `"default"`: the browser ignores
+ * the hint; `"memory"`: nothing survives a reload. */
+export type Durability = "strict" | "default" | "memory";
+
+/** Collaborative text. Assign `new Text("…")`; inside `change` a text field
+ * is a Text whose edits are recorded. Positions count UTF-16 units. */
+export class Text {
+  constructor(value?: string);
+  readonly value: string;
+  readonly length: number;
+  splice(index: number, deleteCount?: number, text?: string): void;
+  insertAt(index: number, ...text: string[]): void;
+  deleteAt(index: number, count?: number): void;
+  toString(): string;
+  toJSON(): string;
+  valueOf(): string;
+}
+
+/** A counter: concurrent increments add up. Assign `new Counter(n)`. */
+export class Counter {
+  constructor(value?: number);
+  readonly value: number;
+  /** Returns the new value. */
+  increment(by?: number): number;
+  decrement(by?: number): number;
+  valueOf(): number;
+  toString(): string;
+  toJSON(): number;
+}
+
+/** What `doc()` returns for a document declared as `T`: text reads as a
+ * string, a counter as a number. */
+export type Materialized<T> = T extends Text
+  ? string
+  : T extends Counter
+    ? number
+    : T extends Date | Uint8Array
+      ? T
+      : T extends (infer U)[]
+        ? Materialized<U>[]
+        : T extends object
+          ? { [K in keyof T]: Materialized<T[K]> }
+          : T;
+
+/** List helpers available on lists inside `change` (beside the usual
+ * push / pop / shift / unshift / splice / index assignment). */
+export interface DraftList<T> extends Array<T> {
+  insertAt(index: number, ...values: T[]): this;
+  deleteAt(index: number, count?: number): this;
+}
+
+/** The draft a `change` callback edits. Declare text fields as `Text` and
+ * counters as `Counter` in `T`. */
+export type Draft<T> = T extends Text | Counter | Date | Uint8Array
+  ? T
+  : T extends (infer U)[]
+    ? DraftList<Draft<U>>
+    : T extends object
+      ? { -readonly [K in keyof T]: Draft<T[K]> }
+      : T;
+
+export type ChangeFn<T> = (doc: Draft<T>) => void;
+
+/** A patch, in automerge JS's shapes; `path` ends with the key or index the
+ * patch is about. */
+export type Prop = string | number;
+export type Patch =
+  | { action: "put"; path: Prop[]; value: unknown; conflict?: boolean }
+  | { action: "insert"; path: Prop[]; values: unknown[] }
+  | { action: "splice"; path: Prop[]; value: string; marks?: Record<string, unknown> }
+  | { action: "del"; path: Prop[]; length?: number }
+  | { action: "inc"; path: Prop[]; value: number }
+  | { action: "conflict"; path: Prop[] }
+  | { action: "mark"; path: Prop[]; marks: { name: string; value: unknown; start: number; end: number }[] };
+
+export interface DocHandleChangeEvent<T> {
+  handle: DocHandle<T>;
+  /** The document when the change became durable. */
+  doc: Materialized<T>;
+  patches: Patch[];
+  /** Whether the durable change came from this repo, from peers, or both
+   * (several changes reported together). */
+  source: "local" | "remote" | "both";
+  heads: Heads;
+}
+
+export interface StorageRepairedEvent {
+  documentId: DocumentId;
+  url: AutomergeUrl;
+  /** How many records were set aside as corrupt. */
+  quarantined: number;
+}
+
+export interface DocHandleEvents<T> {
+  /** Fires only once the change is durable. */
+  change: (e: DocHandleChangeEvent<T>) => void;
+  "storage-error": (error: HoldfastError) => void;
+  "storage-repaired": (e: StorageRepairedEvent) => void;
+  delete: (e: { handle: DocHandle<T> }) => void;
+}
+
+export interface RepoEvents {
+  "storage-error": (e: { error: HoldfastError; documentIds: DocumentId[] }) => void;
+  "storage-repaired": (e: StorageRepairedEvent) => void;
+}
+
+export class DocHandle<T = Record<string, unknown>> {
+  private constructor();
+  readonly documentId: DocumentId;
+  readonly url: AutomergeUrl;
+  readonly isDeleted: boolean;
+  /** The document now, as plain JS. */
+  doc(): Materialized<T>;
+  heads(): Heads;
+  /** Record `fn`'s edits as one change. Resolves with the new heads once the
+   * change is durable. If `fn` throws, nothing changes and the promise
+   * rejects with that error. `fn` must be synchronous. */
+  change(fn: ChangeFn<T>): Promise<Heads>;
+  on<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
+  once<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
+  off<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
+}
+
+export type WasmSource = BufferSource | URL | string | Response | WebAssembly.Module;
+
+export type RepoOptions = ({ indexedDB: string; memory?: false } | { memory: true; indexedDB?: undefined }) & {
+  /** The .wasm module; defaults to `wasm/holdfast_bg.wasm` next to index.js
+   * (read from disk in node, fetched in browsers). */
+  wasm?: WasmSource;
+};
+
+export class Repo {
+  private constructor();
+  /** Open a repo persisted in IndexedDB database `indexedDB`, or in memory. */
+  static open(options: RepoOptions): Promise<Repo>;
+  readonly durability: Durability;
+  readonly closed: boolean;
+  /** Create a document; resolves once its initial state is durable. */
+  create<T extends object = Record<string, unknown>>(initial?: T): Promise<DocHandle<T>>;
+  /** Open a document from memory, storage, or peers. Heads in the URL are ignored. */
+  find<T = Record<string, unknown>>(url: AutomergeUrl | DocumentId | DocHandle<T>): Promise<DocHandle<T>>;
+  delete(url: AutomergeUrl | DocumentId | DocHandle<unknown>): Promise<void>;
+  /** The document's durable history (automerge save format). */
+  export(url: AutomergeUrl | DocumentId | DocHandle<unknown>): Promise<Uint8Array>;
+  import<T = Record<string, unknown>>(bytes: Uint8Array | ArrayBuffer): Promise<DocHandle<T>>;
+  close(): Promise<void>;
+  on<E extends keyof RepoEvents>(event: E, listener: RepoEvents[E]): this;
+  once<E extends keyof RepoEvents>(event: E, listener: RepoEvents[E]): this;
+  off<E extends keyof RepoEvents>(event: E, listener: RepoEvents[E]): this;
+}
+
+/** The document id of a URL (`automerge:<id>[#heads]`) or bare id; throws
+ * `InvalidDocumentUrlError`. */
+export function parseUrl(url: AutomergeUrl | DocumentId | DocHandle<unknown>): DocumentId;
+export function toUrl(documentId: DocumentId): AutomergeUrl;
