@@ -1,0 +1,78 @@
+// The npm package against the real wasm engine (memory storage, in node):
+// the public API as a user calls it. Needs `scripts/build-pkg.sh` first
+// (make test does it).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+
+const wasm = new URL("../../pkg/wasm/holdfast_bg.wasm", import.meta.url);
+if (!existsSync(wasm)) {
+  throw new Error("pkg/wasm is not built: run scripts/build-pkg.sh --dev (make test does)");
+}
+const { Repo, Text, Counter } = await import("../../pkg/index.js");
+
+test("create, change, events after durable, find, export/import, delete, close", async () => {
+  const repo = await Repo.open({ memory: true });
+  assert.equal(repo.durability, "memory");
+  const h = await repo.create({ title: "", items: [], body: new Text("hello"), n: new Counter(1) });
+  assert.match(h.url, /^automerge:/);
+  const events = [];
+  h.on("change", (e) => events.push(e));
+  const p = h.change((d) => {
+    d.title = "x";
+    d.items.push(1, 2);
+    d.body.splice(5, 0, " world");
+    d.n.increment(2);
+  });
+  assert.equal(events.length, 0, "no change event before the commit completes");
+  await p;
+  assert.deepEqual(h.doc(), { title: "x", items: [1, 2], body: "hello world", n: 3 });
+  assert.equal(events.length, 1);
+  assert.equal(events[0].source, "local");
+  assert.ok(events[0].patches.some((q) => q.action === "splice" && q.value === " world"));
+  assert.equal(h.heads().length, 1);
+
+  const same = await repo.find(h.url);
+  assert.equal(same.documentId, h.documentId);
+
+  const bytes = await repo.export(h.url);
+  assert.ok(bytes instanceof Uint8Array && bytes.length > 0);
+  const copy = await repo.import(bytes);
+  assert.notEqual(copy.documentId, h.documentId);
+  assert.deepEqual(copy.doc(), h.doc());
+
+  await repo.delete(h.url);
+  await assert.rejects(h.change((d) => { d.title = "y"; }), { name: "DocumentDeletedError" });
+  await repo.close();
+  await assert.rejects(copy.change((d) => { d.title = "y"; }), { name: "RepoClosedError" });
+});
+
+test("a throwing change callback rolls back and rejects", async () => {
+  const repo = await Repo.open({ memory: true });
+  const h = await repo.create({ v: 1 });
+  await assert.rejects(h.change((d) => { d.v = 2; throw new Error("nope"); }), /nope/);
+  assert.deepEqual(h.doc(), { v: 1 });
+  await repo.close();
+});
+
+test("bad URLs and unknown documents get named errors", async () => {
+  const repo = await Repo.open({ memory: true });
+  await assert.rejects(repo.find("automerge:not-a-document"), { name: "InvalidDocumentUrlError" });
+  await assert.rejects(Repo.open({}), { name: "TypeError" });
+  await repo.close();
+});
+
+test("many changes in one tick all resolve, in order", async () => {
+  const repo = await Repo.open({ memory: true });
+  const h = await repo.create({ n: 0, log: [] });
+  const order = [];
+  await Promise.all(
+    Array.from({ length: 100 }, (_, i) =>
+      h.change((d) => { d.n = i + 1; d.log.push(i); }).then(() => order.push(i)),
+    ),
+  );
+  assert.deepEqual(order, Array.from({ length: 100 }, (_, i) => i));
+  assert.equal(h.doc().n, 100);
+  assert.equal(h.doc().log.length, 100);
+  await repo.close();
+});
