@@ -1,8 +1,9 @@
 # holdfast — the commands a developer and CI run.
 #
 #   make test    install what the tests need (scripts/setup.sh installs only what
-#                is missing), run the native test suite, check that the library
-#                builds for wasm32, check formatting
+#                is missing), run the native tests and the simulation, the
+#                browser tests in headless Chromium against real IndexedDB,
+#                the npm package's tests in node, check formatting
 #   make demo    not yet: the demo app arrives with a later milestone
 #   make fmt     format all Rust code
 #   make lint    clippy on all targets, warnings are errors
@@ -33,9 +34,12 @@ endif
 .PHONY: test demo fmt lint clean
 
 test:
-	$(SETUP) node-test-deps wasm-target
-	$(CARGO) test --all-targets -- --skip simulation_with
+	$(SETUP) node-test-deps wasm-target wasm-tools browser
+	$(CARGO) test --workspace --all-targets -- --skip simulation_with
 	$(CARGO) test --test simulation simulation_with -- --nocapture
+	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_repo
+	scripts/build-pkg.sh --dev
+	node --test tests/js/
 	$(CARGO) check --lib --target $(WASM_TARGET)
 	$(CARGO) fmt --all -- --check
 
