@@ -14,14 +14,21 @@
 //! Never hang: every wait is on an IndexedDB event that the specification
 //! guarantees will fire (`complete`/`abort` for transactions, `success`/
 //! `error` for requests), except an open or delete blocked by other
-//! connections, which resolves with [`StorageError::Unavailable`] on the
-//! `blocked` event. When another connection deletes or upgrades the database
+//! connections: after `blocked` it waits at most [`BLOCKED_GRACE_MS`] more
+//! (one `setTimeout`) and then fails with [`StorageError::Unavailable`].
+//! When another connection deletes or upgrades the database
 //! (`versionchange`), or the browser closes it (`close`), this connection is
-//! closed and marked unavailable, so later calls fail at once.
+//! closed and marked unavailable, so later calls fail at once; a commit
+//! already in flight still completes (closing waits for it).
+//!
+//! Partial failure: a request that fails aborts the transaction (the browser
+//! does it); a call that throws synchronously makes the adapter abort it.
+//! Either way none of the commit's writes land.
 //!
 //! Futures: events are turned into `js_sys::Promise`s whose `resolve` /
 //! `reject` functions are installed directly as the event handlers, so no Rust
-//! closure is allocated per call. The only Rust closures are two per-thread
+//! closure is allocated (or leaked) per call, and a dropped future leaves
+//! nothing behind but a promise nobody awaits. The only Rust closures are two per-thread
 //! handlers (store creation on upgrade, closing a connection that succeeds
 //! after its caller gave up) and the `versionchange`/`close` handlers each
 //! [`IdbStorage`] owns and removes when dropped.
