@@ -37,7 +37,7 @@ test:
 	$(SETUP) node-test-deps wasm-target wasm-tools browser
 	$(CARGO) test --workspace --all-targets -- --skip simulation_with
 	$(CARGO) test --test simulation simulation_with -- --nocapture
-	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_repo
+	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_idb_worker --test web_repo --test web_ops
 	scripts/build-pkg.sh --dev
 	node --test tests/js/
 	$(CARGO) check --lib --target $(WASM_TARGET)

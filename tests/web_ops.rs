@@ -1,4 +1,4 @@
-//! web::ops in a JS engine (node by default under wasm-bindgen-test-runner):
+//! web::ops in headless Chromium:
 //! op lists decoded from real JS values, materialization and patches.
 #![cfg(target_arch = "wasm32")]
 
@@ -7,6 +7,8 @@ use holdfast::web::ops::{apply_ops, patches_to_js, to_js, to_js_draft, OpError};
 use js_sys::{Array, Date, Reflect, Uint8Array, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
+
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 fn parse(s: &str) -> JsValue {
     JSON::parse(s).expect("valid JSON")

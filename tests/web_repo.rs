@@ -176,16 +176,21 @@ async fn concurrent_changes_share_commits_and_resolve_in_order() {
     delete_database(&name).await.unwrap();
 }
 
-#[wasm_bindgen_test]
-async fn a_database_closed_underneath_rejects_the_change_and_keeps_the_durable_state() {
-    let name = db_name("closed");
+/// Storage fails under the repo; `underneath` makes it fail.
+async fn storage_failure_case(test: &str, deleted: bool) {
+    let name = db_name(test);
     let repo = open(&name).await;
     let events = record_events(&repo);
     let a = create(&repo, "v", 1).await;
     let b = create(&repo, "w", 1).await;
     events.borrow_mut().clear();
 
-    idb(&repo).close(); // the connection goes away under the repo
+    if deleted {
+        // Another connection deletes the database: ours gets `versionchange`.
+        delete_database(&name).await.unwrap();
+    } else {
+        idb(&repo).close(); // the connection goes away under the repo
+    }
     let (_, p) = change(&repo, &a, "v", 2);
     assert_eq!(get_i64(&repo, &a, "v"), Some(2), "visible while pending");
     let err = JsFuture::from(p).await.expect_err("the change must reject");
@@ -212,7 +217,17 @@ async fn a_database_closed_underneath_rejects_the_change_and_keeps_the_durable_s
     let (_, p2) = change(&repo, &b, "w", 2);
     assert!(JsFuture::from(p2).await.is_err());
     assert_eq!(get_i64(&repo, &b, "w"), Some(1));
-    delete_database(&name).await.unwrap();
+    let _ = delete_database(&name).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_database_closed_underneath_rejects_the_change_and_keeps_the_durable_state() {
+    storage_failure_case("closed", false).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_database_deleted_underneath_rejects_the_change_and_keeps_the_durable_state() {
+    storage_failure_case("deleted", true).await;
 }
 
 #[wasm_bindgen_test]
