@@ -76,7 +76,10 @@ fn numbered_commit(i: usize) -> Commit {
     Commit {
         puts: vec![
             (key(&["doc", "c", &format!("{i:03}-a")]), vec![i as u8; 16]),
-            (key(&["doc", "c", &format!("{i:03}-b")]), vec![!(i as u8); 9]),
+            (
+                key(&["doc", "c", &format!("{i:03}-b")]),
+                vec![!(i as u8); 9],
+            ),
         ],
         deletes: if i > 0 {
             vec![key(&["doc", "c", &format!("{:03}-b", i - 1)])]
@@ -167,7 +170,11 @@ fn random_commits_match_memory_storage_across_reopens_and_compactions() {
                 compactions += 1;
             }
             if step % 10 == 0 {
-                assert_eq!(store.range(&all()).unwrap(), memory_dump(&model), "seed {seed} step {step}");
+                assert_eq!(
+                    store.range(&all()).unwrap(),
+                    memory_dump(&model),
+                    "seed {seed} step {step}"
+                );
             }
         }
         for doc in ["a", "b", "c", "d"] {
@@ -181,7 +188,11 @@ fn random_commits_match_memory_storage_across_reopens_and_compactions() {
         drop(store);
         let (store, report) = open(dir.path(), opts);
         assert!(report.is_clean());
-        assert_eq!(store.range(&all()).unwrap(), memory_dump(&model), "seed {seed} final");
+        assert_eq!(
+            store.range(&all()).unwrap(),
+            memory_dump(&model),
+            "seed {seed} final"
+        );
     }
     println!(
         "round trip: {commits} commits, {reopens} reopens, {compactions} compactions compared with MemoryStorage in {:?}",
@@ -213,7 +224,11 @@ fn torn_tail_at_every_byte_offset_of_the_last_records() {
         assert_eq!(report.truncated_bytes, cut - ends[whole], "cut at {cut}");
         assert!(report.quarantined.is_empty());
         assert_eq!(report.records, whole as u64);
-        assert_eq!(s.range(&all()).unwrap(), numbered_state(whole), "cut at {cut}");
+        assert_eq!(
+            s.range(&all()).unwrap(),
+            numbered_state(whole),
+            "cut at {cut}"
+        );
         assert_eq!(fs::metadata(seg(dir.path(), 1)).unwrap().len(), ends[whole]);
 
         // The store accepts commits after recovery, and they survive.
@@ -259,13 +274,19 @@ fn bit_flips_in_a_middle_record_are_quarantined_and_the_rest_kept() {
         assert_eq!(report.quarantined.len(), 1, "flip at {at}: {report:?}");
         let q = &report.quarantined[0];
         assert_eq!((q.segment, q.offset, q.len), (1, start, end - start));
-        assert_eq!(fs::read(&q.path).unwrap(), bytes[start as usize..end as usize]);
+        assert_eq!(
+            fs::read(&q.path).unwrap(),
+            bytes[start as usize..end as usize]
+        );
         assert_eq!(s.range(&all()).unwrap(), expected, "flip at {at}");
         s.commit(&numbered_commit(N)).unwrap();
         drop(s);
         let (s, report) = open(dir.path(), LogOptions::default());
         assert_eq!(report.quarantined.len(), 1);
-        assert!(s.get(&key(&["doc", "c", &format!("{N:03}-a")])).unwrap().is_some());
+        assert!(s
+            .get(&key(&["doc", "c", &format!("{N:03}-a")]))
+            .unwrap()
+            .is_some());
         flips += 1;
     }
     println!(
@@ -478,7 +499,10 @@ fn failed_writes_return_typed_errors_and_keep_acknowledged_data() {
     s.set_fault_hook(Some(hook));
     let err = s.commit(&numbered_commit(1)).unwrap_err();
     assert!(matches!(err, LogError::Io { .. }), "{err}");
-    assert!(matches!(StorageError::from(err), StorageError::QuotaExceeded(_)));
+    assert!(matches!(
+        StorageError::from(err),
+        StorageError::QuotaExceeded(_)
+    ));
     assert_eq!(len(), acked);
 
     // fdatasync fails (EIO): Io, the written record truncated away.
@@ -503,7 +527,10 @@ fn failed_writes_return_typed_errors_and_keep_acknowledged_data() {
     assert!(s.is_poisoned());
     let err = s.commit(&numbered_commit(2)).unwrap_err();
     assert!(matches!(err, LogError::Poisoned(_)));
-    assert!(matches!(StorageError::from(err), StorageError::Unavailable(_)));
+    assert!(matches!(
+        StorageError::from(err),
+        StorageError::Unavailable(_)
+    ));
     assert!(matches!(s.compact(), Err(LogError::Poisoned(_))));
     // Reads still work.
     assert_eq!(s.range(&all()).unwrap(), numbered_state(2));
@@ -553,8 +580,14 @@ fn an_oversized_commit_is_refused_before_writing() {
             ..Default::default()
         })
         .unwrap_err();
-    assert!(matches!(err, LogError::RecordTooLarge { max: 1024, .. }), "{err}");
-    assert!(matches!(StorageError::from(err), StorageError::QuotaExceeded(_)));
+    assert!(
+        matches!(err, LogError::RecordTooLarge { max: 1024, .. }),
+        "{err}"
+    );
+    assert!(matches!(
+        StorageError::from(err),
+        StorageError::QuotaExceeded(_)
+    ));
     assert_eq!(fs::metadata(seg(dir.path(), 1)).unwrap().len(), before);
     s.commit(&numbered_commit(0)).unwrap();
 }

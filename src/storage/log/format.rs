@@ -191,7 +191,10 @@ pub fn encode_commit<'a>(
 /// Decode a payload whose checksum matched. `None` when it is malformed
 /// (unknown kind, a length past the end, trailing bytes, invalid UTF-8).
 pub fn decode_commit(payload: &[u8]) -> Option<DecodedCommit> {
-    let mut r = Reader { buf: payload, pos: 0 };
+    let mut r = Reader {
+        buf: payload,
+        pos: 0,
+    };
     if r.u8()? != KIND_COMMIT {
         return None;
     }

@@ -100,9 +100,9 @@ mod store;
 
 pub use format::{FORMAT_VERSION, HEADER_LEN, RECORD_HEADER_LEN};
 pub use storage::LogStorage;
-#[doc(hidden)]
-pub use store::{FaultHook, FaultPoint};
 pub use store::{
     segment_file_name, Location, LogError, LogOptions, LogStats, LogStore, Quarantined,
     RecoveryReport,
 };
+#[doc(hidden)]
+pub use store::{FaultHook, FaultPoint};

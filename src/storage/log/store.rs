@@ -438,12 +438,20 @@ impl LogStore {
             let header = header.filter(|h| {
                 let ok = h.segment == id;
                 if !ok {
-                    tracing::warn!(segment = id, header_id = h.segment, "segment header names another id");
+                    tracing::warn!(
+                        segment = id,
+                        header_id = h.segment,
+                        "segment header names another id"
+                    );
                 }
                 ok
             });
             if header.is_none() && i + 1 == ids.len() && len <= HEADER_LEN {
-                tracing::warn!(segment = id, bytes = len, "removing a new segment whose header was never completed");
+                tracing::warn!(
+                    segment = id,
+                    bytes = len,
+                    "removing a new segment whose header was never completed"
+                );
                 fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
                 report.truncated_bytes += len;
                 dir_dirty = true;
@@ -501,9 +509,18 @@ impl LogStore {
         }
         report.segments = store.segments.len() as u32;
         if report.is_clean() {
-            tracing::info!(segments = report.segments, records = report.records, keys = store.index.len(), "log opened");
+            tracing::info!(
+                segments = report.segments,
+                records = report.records,
+                keys = store.index.len(),
+                "log opened"
+            );
         } else {
-            tracing::warn!(?report, keys = store.index.len(), "log opened after recovery");
+            tracing::warn!(
+                ?report,
+                keys = store.index.len(),
+                "log opened after recovery"
+            );
         }
         Ok((store, report))
     }
@@ -530,7 +547,10 @@ impl LogStore {
         if !header_ok {
             // Not the newest segment, or with data after it: keep the bytes
             // for inspection and read the records that follow.
-            tracing::warn!(segment = id, "segment header is corrupt; quarantining it and scanning its records");
+            tracing::warn!(
+                segment = id,
+                "segment header is corrupt; quarantining it and scanning its records"
+            );
             let q = self.quarantine(&file, id, 0, len.min(HEADER_LEN), "bin")?;
             report.quarantined.push(q);
         }
@@ -544,13 +564,23 @@ impl LogStore {
             }
             match find_next_record(&file, pos + 1, len).map_err(rd)? {
                 Some(next) => {
-                    tracing::warn!(segment = id, offset = pos, bytes = next - pos, "quarantining a corrupt record");
+                    tracing::warn!(
+                        segment = id,
+                        offset = pos,
+                        bytes = next - pos,
+                        "quarantining a corrupt record"
+                    );
                     let q = self.quarantine(&file, id, pos, next - pos, "bin")?;
                     report.quarantined.push(q);
                     pos = next;
                 }
                 None if is_last => {
-                    tracing::warn!(segment = id, offset = pos, bytes = len - pos, "truncating a torn tail");
+                    tracing::warn!(
+                        segment = id,
+                        offset = pos,
+                        bytes = len - pos,
+                        "truncating a torn tail"
+                    );
                     self.quarantine(&file, id, pos, len - pos, "tail.bin")?;
                     file.set_len(pos)
                         .and_then(|()| file.sync_all())
@@ -559,7 +589,12 @@ impl LogStore {
                     break;
                 }
                 None => {
-                    tracing::warn!(segment = id, offset = pos, bytes = len - pos, "quarantining a corrupt tail of an older segment");
+                    tracing::warn!(
+                        segment = id,
+                        offset = pos,
+                        bytes = len - pos,
+                        "quarantining a corrupt tail of an older segment"
+                    );
                     let q = self.quarantine(&file, id, pos, len - pos, "bin")?;
                     report.quarantined.push(q);
                     pos = len;
@@ -938,7 +973,8 @@ impl LogStore {
         };
         // Encoded size of one put: key parts + value, plus the counts.
         for (k, loc) in &self.index {
-            let put_len = 4 + k.0.iter().map(|p| 4 + p.len() as u64).sum::<u64>() + 4 + loc.len as u64;
+            let put_len =
+                4 + k.0.iter().map(|p| 4 + p.len() as u64).sum::<u64>() + 4 + loc.len as u64;
             if batch_len > 0 && batch_len + put_len > target {
                 flush(&mut batch, &mut out, &mut pos)?;
                 batch_len = 0;
@@ -950,7 +986,8 @@ impl LogStore {
         // An explicit flush: dropping a BufWriter would swallow its error.
         out.flush().map_err(io)?;
         drop(out);
-        file.sync_all().map_err(|e| LogError::io("fsync", path, e))?;
+        file.sync_all()
+            .map_err(|e| LogError::io("fsync", path, e))?;
         Ok((index, pos))
     }
 }
