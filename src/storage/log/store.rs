@@ -203,14 +203,15 @@ pub struct LogStore {
     fault: Option<FaultHook>,
 }
 
-/// The file name of segment `id`.
+/// The file name of segment `id`: at least 16 digits, zero-padded.
 pub fn segment_file_name(id: u64) -> String {
     format!("{id:016}.log")
 }
 
 fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".log")?;
-    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    // 16 digits, more only past 10^16 (u64 has at most 20).
+    if !(16..=20).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
@@ -987,5 +988,57 @@ impl LogStore {
         file.sync_all()
             .map_err(|e| LogError::io("fsync", path, e))?;
         Ok((index, pos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_strangers_are_ignored() {
+        assert_eq!(segment_file_name(7), "0000000000000007.log");
+        assert_eq!(
+            parse_segment_name(&segment_file_name(u64::MAX - 1)),
+            Some(u64::MAX - 1)
+        );
+        for name in [
+            "7.log",
+            "000000000000000a.log",
+            "0000000000000007.log.tmp",
+            "LOCK",
+        ] {
+            assert_eq!(parse_segment_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn disk_full_and_quota_map_to_quota_exceeded_other_errors_to_io() {
+        let err = |errno| {
+            LogError::io(
+                "append",
+                Path::new("x"),
+                io::Error::from_raw_os_error(errno),
+            )
+        };
+        assert!(matches!(
+            StorageError::from(err(28)),
+            StorageError::QuotaExceeded(_)
+        ));
+        assert!(matches!(
+            StorageError::from(err(122)),
+            StorageError::QuotaExceeded(_)
+        ));
+        assert!(matches!(StorageError::from(err(5)), StorageError::Io(_)));
+        let too_large = LogError::RecordTooLarge { len: 10, max: 5 };
+        assert!(matches!(
+            StorageError::from(too_large),
+            StorageError::QuotaExceeded(_)
+        ));
+        let poisoned = LogError::Poisoned("x".into());
+        assert_eq!(
+            StorageError::from(poisoned).name(),
+            "StorageUnavailableError"
+        );
     }
 }
