@@ -465,7 +465,7 @@ impl LogStore {
         let cutoff = headers
             .values()
             .flatten()
-            .filter(|h| h.is_compacted())
+            .filter(|h| h.is_compacted() && h.compacted_from < h.segment)
             .map(|h| h.compacted_from)
             .max();
         if let Some(cutoff) = cutoff {
