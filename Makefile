@@ -39,6 +39,7 @@ test:
 	$(CARGO) test --test simulation simulation_with -- --nocapture
 	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_idb_worker --test web_repo --test web_ops
 	scripts/build-pkg.sh --dev
+	$(CARGO) build -p holdfast-server
 	node --test tests/js/
 	$(CARGO) check --lib --target $(WASM_TARGET)
 	$(CARGO) fmt --all -- --check

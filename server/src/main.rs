@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use holdfast::storage::memory::MemoryStorage;
+use holdfast::storage::log::{LogOptions, LogStorage};
 use holdfast_server::{start, Config};
 
 #[derive(Parser, Debug)]
@@ -47,8 +47,24 @@ fn main() -> std::process::ExitCode {
     };
     let local = tokio::task::LocalSet::new();
     let result: Result<(), String> = local.block_on(&rt, async move {
-        let _ = &args.data; // the log storage lands with the log module
-        let storage = MemoryStorage::new();
+        let (storage, report) =
+            LogStorage::open(&args.data, LogOptions::default()).map_err(|e| {
+                format!(
+                    "cannot open the data directory {}: {e}",
+                    args.data.display()
+                )
+            })?;
+        tracing::info!(
+            data = %args.data.display(),
+            segments = report.segments,
+            records = report.records,
+            truncated_bytes = report.truncated_bytes,
+            quarantined = report.quarantined.len(),
+            "log recovered"
+        );
+        for q in &report.quarantined {
+            tracing::warn!(?q, "a corrupt log record was set aside");
+        }
         let config = Config {
             listen: args.listen,
             www: args.www,
