@@ -317,7 +317,8 @@ fn the_server_acknowledges_only_after_its_commit() {
         "applied to the working doc"
     );
     s.commit_done(T, task, Ok(()));
-    let acks: Vec<sync::Message> = sent(&drain(&mut s))
+    let server_effects = drain(&mut s);
+    let acks: Vec<sync::Message> = sent(&server_effects)
         .into_iter()
         .filter_map(|m| match m {
             Message::Sync { data, .. } => Some(sync::Message::decode(&data).unwrap()),
@@ -327,6 +328,29 @@ fn the_server_acknowledges_only_after_its_commit() {
     assert!(
         acks.iter().any(|m| m.heads == heads),
         "the ack advertising the client's heads follows the commit"
+    );
+    // The client learns its work is on the server only from that ack.
+    let covered = |effects: &[Effect]| {
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Event(Event::SyncStatus { covered: true, .. })))
+    };
+    for e in &server_effects {
+        if let Effect::Send { frame, .. } = e {
+            c.frame(T, C, frame);
+        }
+    }
+    assert!(
+        covered(&drain(&mut c)),
+        "SyncStatus covered after the durable ack"
+    );
+    c.change(T, &doc, |tx| tx.put(ROOT, "k2", 1)).unwrap();
+    let after_change = drain(&mut c);
+    assert!(
+        after_change
+            .iter()
+            .any(|e| matches!(e, Effect::Event(Event::SyncStatus { covered: false, .. }))),
+        "a new local change is not covered"
     );
     assert_eq!(
         s.doc(&doc)

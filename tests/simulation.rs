@@ -93,6 +93,7 @@ fn simulation_with_crashes_failures_and_a_faulty_network() {
                         t.commit_failures += st.commit_failures;
                         t.frames += st.frames;
                         t.commits += st.commits;
+                        t.synced += st.synced;
                     }
                     Err(e) => {
                         eprintln!("simulation failed: seed {seed}: {e}\n  replay with HOLDFAST_SEED={seed}");
@@ -104,8 +105,8 @@ fn simulation_with_crashes_failures_and_a_faulty_network() {
     });
     let t = totals.into_inner().unwrap();
     println!(
-        "simulated {} seeds: {} local changes ({} durable, {} failed), {} commits, {} commit failures, {} crashes, {} frames",
-        seeds.len(), t.changes, t.durable, t.failed, t.commits, t.commit_failures, t.crashes, t.frames
+        "simulated {} seeds: {} local changes ({} durable, {} failed), {} commits, {} commit failures, {} crashes, {} frames, {} on-server confirmations",
+        seeds.len(), t.changes, t.durable, t.failed, t.commits, t.commit_failures, t.crashes, t.frames, t.synced
     );
     let failed = failures.into_inner().unwrap();
     assert!(

@@ -167,6 +167,7 @@ pub struct Stats {
     pub commit_failures: u64,
     pub frames: u64,
     pub commits: u64,
+    pub synced: u64,
 }
 
 fn new_config(rng: &mut ChaCha8Rng, name: &str, server: bool) -> RepoConfig {
@@ -544,6 +545,26 @@ impl World {
                     "{} find {doc} failed: {error:?}",
                     self.nodes[n].name
                 ));
+            }
+            Event::SyncStatus {
+                doc,
+                conn,
+                covered: true,
+                heads,
+            } => {
+                // "On the server" must mean durable on the server.
+                if let Some((l, true)) = self.link_of(n, conn) {
+                    let server = self.links[l].server;
+                    let name = self.nodes[n].name.clone();
+                    let image = self.nodes[server].image(&doc);
+                    for h in &heads {
+                        check!(
+                            image.get_change_meta_by_hash(h).is_some(),
+                            "{name} was told {h} of {doc} is on the server, but the server's disk lacks it"
+                        );
+                    }
+                    self.stats.synced += 1;
+                }
             }
             Event::StorageRepaired { doc, .. } => {
                 return Err(format!(

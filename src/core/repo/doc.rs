@@ -53,6 +53,9 @@ pub(super) struct Doc {
     pub in_flight: Option<u64>,
     pub items: VecDeque<Pending>,
     pub peers: BTreeMap<ConnId, sync::State>,
+    /// Per peer: whether its advertised (durable) heads cover our working
+    /// heads, as last reported in [`super::Event::SyncStatus`].
+    pub covered: BTreeMap<ConnId, bool>,
     /// Durable chunk records of this document that we know of (loaded or
     /// written by us). Only these may be deleted by compaction.
     pub records: BTreeSet<StorageKey>,
@@ -83,6 +86,7 @@ impl Doc {
             in_flight: None,
             items: VecDeque::new(),
             peers: BTreeMap::new(),
+            covered: BTreeMap::new(),
             records: BTreeSet::new(),
             want_snapshot: false,
             deleting: None,
@@ -184,6 +188,30 @@ impl Doc {
     /// `save` leaves out changes still waiting for their dependencies.
     pub fn can_snapshot(&self) -> bool {
         self.durable.get_missing_deps(&[]).is_empty()
+    }
+
+    /// Whether `theirs` (a peer's advertised heads) covers every one of our
+    /// working heads, i.e. all our changes are in the peer's history.
+    pub fn covered_by(&self, theirs: Option<&[ChangeHash]>) -> bool {
+        let Some(theirs) = theirs else { return false };
+        let ours = self.working.get_heads();
+        if ours.iter().all(|h| theirs.contains(h)) {
+            return true;
+        }
+        let known: Vec<ChangeHash> = theirs
+            .iter()
+            .filter(|h| self.working.get_change_meta_by_hash(h).is_some())
+            .copied()
+            .collect();
+        if known.is_empty() {
+            return false;
+        }
+        // Changes outside the history of their heads: none may be ours.
+        !self
+            .working
+            .get_changes_meta(&known)
+            .iter()
+            .any(|c| ours.contains(&c.hash))
     }
 
     pub fn generate(&mut self, conn: ConnId) -> Option<sync::Message> {

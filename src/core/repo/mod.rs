@@ -297,10 +297,13 @@ impl Repo {
             .get_mut(&id)
             .expect("caller checked the document exists");
         match doc.barrier(next_batch) {
-            Some(tag) => doc.items.push_back(Pending {
-                tag,
-                item: Item::Local(change),
-            }),
+            Some(tag) => {
+                doc.items.push_back(Pending {
+                    tag,
+                    item: Item::Local(change),
+                });
+                self.update_coverage(id);
+            }
             None => {
                 let heads = doc.durable.get_heads();
                 self.effects.push_back(Effect::Event(Event::ChangeDurable {

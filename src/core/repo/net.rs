@@ -305,6 +305,7 @@ impl Repo {
                     tracing::warn!(doc = %id, error = %e, "could not apply a sync message");
                 }
                 self.send_sync(id, conn);
+                self.update_coverage(id);
             }
         }
     }
@@ -383,6 +384,35 @@ impl Repo {
         let conns: Vec<ConnId> = doc.peers.keys().copied().collect();
         for conn in conns {
             self.send_sync(id, conn);
+        }
+        self.update_coverage(id);
+    }
+
+    /// Report peers whose coverage of our working heads changed.
+    pub(super) fn update_coverage(&mut self, id: DocumentId) {
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for (conn, state) in &doc.peers {
+            let covered = doc.covered_by(state.their_heads.as_deref());
+            if doc.covered.get(conn) != Some(&covered) {
+                changed.push((*conn, covered));
+            }
+        }
+        let peers = &doc.peers;
+        doc.covered.retain(|c, _| peers.contains_key(c));
+        for (conn, covered) in &changed {
+            doc.covered.insert(*conn, *covered);
+        }
+        let heads = doc.working.get_heads();
+        for (conn, covered) in changed {
+            self.event(Event::SyncStatus {
+                doc: id,
+                conn,
+                covered,
+                heads: heads.clone(),
+            });
         }
     }
 

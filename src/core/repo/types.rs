@@ -199,6 +199,15 @@ pub enum Event {
         sender: PeerId,
         data: Vec<u8>,
     },
+    /// Whether peer `conn`'s advertised heads cover our working `heads` of
+    /// `doc` changed. Against a holdfast server (which advertises only
+    /// durable heads) `covered` means: everything here is durable there.
+    SyncStatus {
+        doc: DocumentId,
+        conn: ConnId,
+        covered: bool,
+        heads: Vec<ChangeHash>,
+    },
     /// A `delete` completed: the document's records are gone from storage.
     DocDeleted { doc: DocumentId },
 }
