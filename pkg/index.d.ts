@@ -113,8 +113,8 @@ export interface DocHandleChangeEvent<T> {
 export interface StorageRepairedEvent {
   documentId: DocumentId;
   url: AutomergeUrl;
-  /** How many records were set aside as corrupt. */
-  quarantined: number;
+  /** The storage keys of the records set aside as corrupt (kept, never loaded). */
+  quarantined: string[][];
 }
 
 export interface DocHandleEvents<T> {
@@ -123,9 +123,21 @@ export interface DocHandleEvents<T> {
   "storage-error": (error: HoldfastError) => void;
   "storage-repaired": (e: StorageRepairedEvent) => void;
   delete: (e: { handle: DocHandle<T> }) => void;
+  /** A sync server's view of this document changed (see `syncState`). */
+  "sync-state": (e: { handle: DocHandle<T>; state: SyncState; peerId: string }) => void;
+  ephemeral: (e: { senderId: string; data: Uint8Array }) => void;
 }
 
+/** `"on-server"`: a connected sync server has every local change of the
+ * document on its disk; `"local-only"`: not (yet). */
+export type SyncState = "on-server" | "local-only";
+
+/** `"online"`: a sync server is connected. */
+export type ConnectionStatus = "online" | "connecting" | "offline";
+
 export interface RepoEvents {
+  peer: (e: { peerId: string; connected: boolean }) => void;
+  status: (e: { status: ConnectionStatus }) => void;
   "storage-error": (e: { error: HoldfastError; documentIds: DocumentId[] }) => void;
   "storage-repaired": (e: StorageRepairedEvent) => void;
 }
@@ -142,6 +154,11 @@ export class DocHandle<T = Record<string, unknown>> {
    * change is durable. If `fn` throws, nothing changes and the promise
    * rejects with that error. `fn` must be synchronous. */
   change(fn: ChangeFn<T>): Promise<Heads>;
+  readonly syncState: SyncState;
+  /** Resolves when a sync server has every local change on its disk. */
+  whenSynced(): Promise<void>;
+  /** Send an ephemeral message (JSON-able value or bytes) to peers of this document. */
+  broadcast(data: unknown): void;
   on<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
   once<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
   off<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
@@ -153,6 +170,8 @@ export type RepoOptions = ({ indexedDB: string; memory?: false } | { memory: tru
   /** The .wasm module; defaults to `wasm/holdfast_bg.wasm` next to index.js
    * (read from disk in node, fetched in browsers). */
   wasm?: WasmSource;
+  /** Sync servers (`ws://` / `wss://` URLs); reconnects with backoff. */
+  sync?: string | string[];
 };
 
 export class Repo {
@@ -161,6 +180,12 @@ export class Repo {
   static open(options: RepoOptions): Promise<Repo>;
   readonly durability: Durability;
   readonly closed: boolean;
+  readonly status: ConnectionStatus;
+  /** Peers connected now. */
+  readonly peers: string[];
+  /** Close sync connections until `goOnline()`; local edits go on. */
+  goOffline(): void;
+  goOnline(): void;
   /** Create a document; resolves once its initial state is durable. */
   create<T extends object = Record<string, unknown>>(initial?: T): Promise<DocHandle<T>>;
   /** Open a document from memory, storage, or peers. Heads in the URL are ignored. */

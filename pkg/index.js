@@ -206,6 +206,50 @@ export class DocHandle extends Emitter {
     return inner.change(this.#id, ops);
   }
 
+  #onServer = new Map(); // peerId -> whether its durable heads cover ours
+
+  /**
+   * "on-server" when a connected sync server's advertised (durable) heads
+   * cover every local head of this document, else "local-only".
+   */
+  get syncState() {
+    for (const v of this.#onServer.values()) if (v) return "on-server";
+    return "local-only";
+  }
+
+  /**
+   * Resolves when a sync server has every local change of this document on
+   * its disk (its advertised heads cover ours; holdfast-server advertises
+   * only fsynced heads). Waits across disconnects.
+   */
+  whenSynced() {
+    if (this.syncState === "on-server") return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.syncState === "on-server") {
+          this.off("sync-state", check);
+          resolve();
+        }
+      };
+      this.on("sync-state", check);
+    });
+  }
+
+  /** Send an ephemeral message (presence, cursors) to peers syncing this document. */
+  broadcast(data) {
+    const bytes = data instanceof Uint8Array ? data : new TextEncoder().encode(JSON.stringify(data));
+    this.#inner().broadcast(this.#id, bytes);
+  }
+
+  /** @internal */
+  _syncState(peerId, onServer) {
+    const before = this.syncState;
+    if (onServer === undefined) this.#onServer.delete(peerId);
+    else this.#onServer.set(peerId, onServer);
+    const after = this.syncState;
+    if (before !== after || onServer !== undefined) this.emit("sync-state", { handle: this, state: after, peerId });
+  }
+
   /** @internal */
   _deleted() {
     this.#deleted = true;
@@ -219,6 +263,7 @@ export class Repo extends Emitter {
   #inner;
   #closed = false;
   #handles = new Map();
+  #peers = new Set();
 
   /**
    * Open a repo: `{ indexedDB: "db-name" }` (persistent) or `{ memory: true }`.
@@ -226,7 +271,7 @@ export class Repo extends Emitter {
    * WebAssembly.Module); by default it is loaded next to this file.
    */
   static async open(options = {}) {
-    const { indexedDB, memory, wasm, _binding } = options;
+    const { indexedDB, memory, wasm, sync, _binding } = options;
     if (memory === true && indexedDB !== undefined) {
       throw new TypeError("Repo.open takes either { indexedDB } or { memory: true }, not both");
     }
@@ -234,7 +279,8 @@ export class Repo extends Emitter {
       throw new TypeError('Repo.open needs { indexedDB: "database-name" } or { memory: true }');
     }
     const mod = _binding ?? (await loadBinding(wasm));
-    const inner = await mod.WasmRepo.open(memory === true ? { memory: true } : { indexedDB });
+    const urls = sync === undefined ? [] : Array.isArray(sync) ? sync : [sync];
+    const inner = await mod.WasmRepo.open(memory === true ? { memory: true, sync: urls } : { indexedDB, sync: urls });
     return new Repo(inner);
   }
 
@@ -253,6 +299,26 @@ export class Repo extends Emitter {
 
   get closed() {
     return this.#closed;
+  }
+
+  /** "online" (a sync server is connected), "connecting" or "offline". */
+  get status() {
+    return this.#closed ? "offline" : this.#inner.status;
+  }
+
+  /** The ids of the peers connected now. */
+  get peers() {
+    return [...this.#peers];
+  }
+
+  /** Close the sync connections and stay offline until goOnline(). Local edits go on. */
+  goOffline() {
+    this._inner().goOffline();
+  }
+
+  /** Reconnect to the sync servers. */
+  goOnline() {
+    this._inner().goOnline();
   }
 
   /** @internal */
@@ -344,6 +410,28 @@ export class Repo extends Emitter {
         const payload = { documentId: ev.documentId, url: toUrl(ev.documentId), quarantined: ev.quarantined };
         this.#handles.get(ev.documentId)?.emit("storage-repaired", payload);
         this.emit("storage-repaired", payload);
+        return;
+      }
+      case "sync-state": {
+        this.#handles.get(ev.documentId)?._syncState(ev.peerId, ev.onServer);
+        return;
+      }
+      case "peer": {
+        if (ev.connected) this.#peers.add(ev.peerId);
+        else {
+          this.#peers.delete(ev.peerId);
+          for (const h of this.#handles.values()) h._syncState(ev.peerId, undefined);
+        }
+        this.emit("peer", { peerId: ev.peerId, connected: ev.connected });
+        return;
+      }
+      case "status": {
+        this.emit("status", { status: ev.status });
+        return;
+      }
+      case "ephemeral": {
+        const h = this.#handles.get(ev.documentId);
+        h?.emit("ephemeral", { senderId: ev.senderId, data: ev.data });
         return;
       }
       default:

@@ -114,15 +114,44 @@ impl WasmRepo {
                     "Repo.open needs exactly one of { indexedDB: \"<name>\" } or { memory: true }",
                 )),
             };
+        let sync: Vec<String> = match Reflect::get(&options, &"sync".into()) {
+            Ok(v) if v.is_undefined() || v.is_null() => Vec::new(),
+            Ok(v) if Array::is_array(&v) => Array::from(&v)
+                .iter()
+                .filter_map(|u| u.as_string())
+                .collect(),
+            Ok(v) => match v.as_string() {
+                Some(u) => vec![u],
+                None => {
+                    return Err(js_error(
+                        "InvalidOptionsError",
+                        "`sync` must be a WebSocket URL or an array of them",
+                    ))
+                }
+            },
+            Err(e) => return Err(e),
+        };
+        for url in &sync {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                return Err(js_error(
+                    "InvalidOptionsError",
+                    &format!("sync URL {url:?} must start with ws:// or wss://"),
+                ));
+            }
+        }
         let peer = hex::encode(random::<8>()?);
         let session = hex::encode(random::<8>()?);
         let cfg = RepoConfig::new(format!("holdfast-{peer}"), random::<16>()?, session);
-        Ok(WasmRepo {
+        let repo = WasmRepo {
             driver: Driver::new(Repo::new(cfg), storage),
             durability,
             deleted: RefCell::new(BTreeSet::new()),
             closed: RefCell::new(false),
-        })
+        };
+        if !sync.is_empty() {
+            repo.driver.set_sync_urls(sync);
+        }
+        Ok(repo)
     }
 
     /// `"strict"`, `"default"` (the browser ignored the strict hint) or `"memory"`.
@@ -244,10 +273,37 @@ impl WasmRepo {
             return Ok(());
         }
         wasm_bindgen_futures::JsFuture::from(self.driver.when_idle()).await?;
+        self.driver.go_offline();
         if let AnyStorage::IndexedDb(s) = self.driver.storage() {
             s.close();
         }
         self.driver.set_handler(None);
+        Ok(())
+    }
+
+    /// `"online"` (a sync server is connected), `"connecting"` or `"offline"`.
+    #[wasm_bindgen(getter)]
+    pub fn status(&self) -> String {
+        self.driver.status().to_string()
+    }
+
+    /// Close the sync connections and stay offline until `goOnline()`.
+    #[wasm_bindgen(js_name = goOffline)]
+    pub fn go_offline(&self) {
+        self.driver.go_offline();
+    }
+
+    #[wasm_bindgen(js_name = goOnline)]
+    pub fn go_online(&self) {
+        self.driver.go_online();
+    }
+
+    /// Send an ephemeral message (e.g. presence) about a document to peers.
+    pub fn broadcast(&self, document_id: &str, data: &[u8]) -> Result<(), JsValue> {
+        self.check_open()?;
+        let id = self.live(document_id)?;
+        let data = data.to_vec();
+        self.driver.with_repo(|r| r.broadcast(now(), id, data));
         Ok(())
     }
 

@@ -25,6 +25,7 @@ use crate::core::repo::{
     ChangeId, ChangeSource, Effect, Event, FindError, FindId, Repo, Timestamp,
 };
 use crate::core::storage::{Storage, StorageError};
+use crate::web::net::Net;
 use crate::web::ops;
 
 pub fn now() -> Timestamp {
@@ -75,6 +76,7 @@ struct State {
 struct Shared<S> {
     storage: S,
     state: RefCell<State>,
+    net: RefCell<Net>,
 }
 
 /// Runs a [`Repo`] over storage `S` in the browser's event loop.
@@ -113,8 +115,13 @@ impl<S: Storage + 'static> Driver<S> {
             shared: Rc::new(Shared {
                 storage,
                 state: RefCell::new(state),
+                net: RefCell::new(Net::default()),
             }),
         }
+    }
+
+    pub(crate) fn net(&self) -> &RefCell<Net> {
+        &self.shared.net
     }
 
     pub fn storage(&self) -> &S {
@@ -219,8 +226,8 @@ impl<S: Storage + 'static> Driver<S> {
                         this.pump();
                     });
                 }
-                // No network adapter is attached yet.
-                Effect::Send { .. } | Effect::Close { .. } => {}
+                Effect::Send { conn, frame } => self.net_send(conn, &frame),
+                Effect::Close { conn } => self.net_close(conn),
                 Effect::Event(e) => self.dispatch(e),
             }
         }
@@ -354,15 +361,57 @@ impl<S: Storage + 'static> Driver<S> {
                     ("documentId", doc.to_string().into()),
                 ]);
             }
-            Event::PeerConnected { .. }
-            | Event::PeerDisconnected { .. }
-            | Event::ConnectionError { .. }
-            | Event::Ephemeral { .. } => {}
+            Event::PeerConnected { conn, peer_id, .. } => {
+                self.peer_joined(conn, peer_id.clone());
+                self.emit(&[
+                    ("type", "peer".into()),
+                    ("peerId", peer_id.into()),
+                    ("connected", true.into()),
+                ]);
+            }
+            Event::PeerDisconnected { conn, peer_id } => {
+                self.peer_left(conn);
+                if let Some(peer_id) = peer_id {
+                    self.emit(&[
+                        ("type", "peer".into()),
+                        ("peerId", peer_id.into()),
+                        ("connected", false.into()),
+                    ]);
+                }
+            }
+            Event::SyncStatus {
+                doc,
+                conn,
+                covered,
+                heads,
+            } => {
+                let peer = self.net().borrow().peers.get(&conn).cloned();
+                if let Some(peer) = peer {
+                    self.emit(&[
+                        ("type", "sync-state".into()),
+                        ("documentId", doc.to_string().into()),
+                        ("peerId", peer.into()),
+                        ("onServer", covered.into()),
+                        ("heads", heads_js(&heads)),
+                    ]);
+                }
+            }
+            Event::ConnectionError { error, .. } => {
+                web_sys::console::warn_1(&format!("holdfast: connection closed: {error}").into());
+            }
+            Event::Ephemeral { doc, sender, data } => {
+                self.emit(&[
+                    ("type", "ephemeral".into()),
+                    ("documentId", doc.to_string().into()),
+                    ("senderId", sender.into()),
+                    ("data", js_sys::Uint8Array::from(&data[..]).into()),
+                ]);
+            }
         }
     }
 
     /// Call the JS event handler (outside any borrow of the core).
-    fn emit(&self, fields: &[(&str, JsValue)]) {
+    pub(crate) fn emit(&self, fields: &[(&str, JsValue)]) {
         let handler = self.shared.state.borrow().handler.clone();
         let Some(handler) = handler else { return };
         let ev = Object::new();

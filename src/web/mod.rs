@@ -4,4 +4,5 @@
 pub mod api;
 pub mod driver;
 pub mod idb;
+pub mod net;
 pub mod ops;

@@ -317,7 +317,7 @@ test("open options, durability and close", async () => {
   await assert.rejects(Repo.open({ memory: true, indexedDB: "x", _binding: binding }), TypeError);
   const idb = await Repo.open({ indexedDB: "app", _binding: binding });
   assert.equal(idb.durability, "strict");
-  assert.deepEqual(FakeWasmRepo.opened.at(-1).opts, { indexedDB: "app" });
+  assert.deepEqual(FakeWasmRepo.opened.at(-1).opts, { indexedDB: "app", sync: [] });
   const { repo } = await open();
   assert.equal(repo.durability, "memory");
   const h = await repo.create();
