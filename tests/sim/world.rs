@@ -90,6 +90,8 @@ struct Node {
     /// Creations not yet durable: the document joins `World::docs` when it is.
     creating: BTreeMap<ChangeId, DocumentId>,
     timer_armed: Option<u64>,
+    /// The last SyncStatus per (document, connection).
+    covered: BTreeMap<(DocumentId, ConnId), bool>,
 }
 
 impl Node {
@@ -208,6 +210,7 @@ impl World {
                 incarnation: 0,
                 creating: BTreeMap::new(),
                 timer_armed: None,
+                covered: BTreeMap::new(),
             });
         }
         let mut w = World {
@@ -483,6 +486,18 @@ impl World {
             let sm = sync::Message::decode(&data)
                 .map_err(|e| format!("core sent a bad sync message: {e}"))?;
             self.check_durable(n, document_id, &sm.heads, "a sync message's heads")?;
+            if std::env::var("HOLDFAST_SEED").is_ok() {
+                let line = format!(
+                    "{} sends sync {document_id}: heads {} need {} have {} changes {} flags {:?}",
+                    self.nodes[n].name,
+                    sm.heads.len(),
+                    sm.need.len(),
+                    sm.have.len(),
+                    sm.changes.len(),
+                    sm.flags
+                );
+                self.log(line);
+            }
             // The changes it carries must be durable too.
             let mut carried = Automerge::new();
             let bytes: Vec<u8> = sm.changes.iter().flatten().copied().collect();
@@ -549,9 +564,18 @@ impl World {
             Event::SyncStatus {
                 doc,
                 conn,
+                covered: false,
+                ..
+            } => {
+                self.nodes[n].covered.insert((doc, conn), false);
+            }
+            Event::SyncStatus {
+                doc,
+                conn,
                 covered: true,
                 heads,
             } => {
+                self.nodes[n].covered.insert((doc, conn), true);
                 // "On the server" must mean durable on the server.
                 if let Some((l, true)) = self.link_of(n, conn) {
                     let server = self.links[l].server;
@@ -969,6 +993,28 @@ impl World {
                 n.name,
                 n.outstanding.len()
             );
+        }
+        // Every client was told its documents are on the server
+        // (`whenSynced` resolves once the run is quiet).
+        for (c, node) in self.nodes.iter().enumerate().skip(1) {
+            let Some(link) = self.links.iter().find(|l| l.client == c && l.up) else {
+                continue;
+            };
+            for d in &docs {
+                let told = node.covered.get(&(*d, link.client_conn)).copied().unwrap_or(false);
+                let repo = node.repo.as_ref().expect("up");
+                check!(
+                    told,
+                    "{}: never told that {d} is on the server after the run went quiet (working {:?}, durable {:?}, server advertised {:?}, server durable {:?}) client: {} / server: {}",
+                    node.name,
+                    repo.doc(d).map(|x| x.get_heads()),
+                    repo.durable_doc(d).map(|x| x.get_heads()),
+                    repo.peer_heads(d, link.client_conn),
+                    self.nodes[0].repo.as_ref().and_then(|r| r.durable_doc(d)).map(|x| x.get_heads()),
+                    repo.debug_doc(d),
+                    self.nodes[0].repo.as_ref().map(|r| r.debug_doc(d)).unwrap_or_default()
+                );
+            }
         }
         Ok(())
     }

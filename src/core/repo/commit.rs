@@ -182,15 +182,23 @@ impl Repo {
                 }
                 Item::Remote { conn, msg } => {
                     remote |= !msg.changes.is_empty();
+                    // Feed it and answer it, exactly as if it had been
+                    // processed on arrival: a later message of the same peer
+                    // must not be applied before this one is answered (its
+                    // heads would then equal ours, and automerge would
+                    // conclude the peer already knows them: no acknowledgement).
+                    let doc = self.docs.get_mut(&id).expect("present above");
                     if let Some(state) = doc.peers.get_mut(&conn) {
                         use automerge::sync::SyncDoc;
                         if let Err(e) = doc.durable.receive_sync_message(state, msg) {
                             tracing::warn!(doc = %id, error = %e, "could not apply a durable sync message");
                         }
+                        self.send_sync(id, conn);
                     }
                 }
             }
         }
+        let doc = self.docs.get_mut(&id).expect("present above");
         let after = doc.durable.get_heads();
         if doc.incremental_count() >= compact_after
             && doc.pending_deletes.is_empty()

@@ -166,12 +166,14 @@ impl Doc {
     }
 
     /// Forget every peer's sync progress so that they resend what we lack.
-    /// The next message we send tells them to clear what they think they
-    /// already sent us.
+    /// The next message we send carries empty heads, automerge's "I lost my
+    /// data" signal: the peer clears what it thinks it sent us and answers
+    /// with its heads. (The newer SYNC_RESET flag is not used: with our heads
+    /// unchanged it makes the peer conclude it has nothing to answer, and we
+    /// would wait forever for its heads.)
     pub fn reset_sync_states(&mut self) {
         for state in self.peers.values_mut() {
             let mut fresh = sync::State::new();
-            fresh.their_capabilities = state.their_capabilities.take();
             fresh.needs_reset = true;
             *state = fresh;
         }

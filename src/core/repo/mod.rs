@@ -213,6 +213,38 @@ impl Repo {
         Ok(change)
     }
 
+    /// The heads peer `conn` last advertised for document `id` (durable on
+    /// that peer, if it is a holdfast peer).
+    pub fn peer_heads(&self, id: &DocumentId, conn: ConnId) -> Option<Vec<ChangeHash>> {
+        self.docs.get(id)?.peers.get(&conn)?.their_heads.clone()
+    }
+
+    /// A one-line summary of a document's internal state, for diagnostics.
+    pub fn debug_doc(&self, id: &DocumentId) -> String {
+        let Some(d) = self.docs.get(id) else { return "absent".into() };
+        let items: Vec<String> = d
+            .items
+            .iter()
+            .map(|p| match &p.item {
+                Item::Local(c) => format!("local{}@{}", c.0, p.tag),
+                Item::Remote { conn, msg } => format!("remote{}({} chunks)@{}", conn.0, msg.changes.len(), p.tag),
+            })
+            .collect();
+        let peers: Vec<String> = d
+            .peers
+            .iter()
+            .map(|(c, s)| format!("{}: their={:?} in_flight={} responded={}", c.0, s.their_heads.as_ref().map(|h| h.len()), s.in_flight, s.have_responded))
+            .collect();
+        format!(
+            "ready={} dirty={} in_flight={:?} next_batch={} items={items:?} peers={peers:?} finds={}",
+            d.is_ready(),
+            d.dirty(),
+            d.in_flight,
+            self.next_batch,
+            d.finds.len()
+        )
+    }
+
     /// No commit in flight and nothing waiting to be committed.
     pub fn is_idle(&self) -> bool {
         self.in_flight.is_none() && !self.docs.values().any(|d| d.needs_commit())

@@ -343,7 +343,7 @@ impl Repo {
             return;
         }
         for conn in &open {
-            doc.peers.insert(*conn, sync::State::new());
+            doc.peers.entry(*conn).or_default();
         }
         for conn in open {
             self.send_sync(id, conn);
