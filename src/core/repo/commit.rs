@@ -174,6 +174,8 @@ impl Repo {
         }
         let (mut local, mut remote) = (false, false);
         let mut released = Vec::new();
+        // Peers whose changes were applied below and not yet answered.
+        let mut unanswered: Vec<ConnId> = Vec::new();
         for item in doc.take_released(batch) {
             match item {
                 Item::Local(change) => {
@@ -181,16 +183,32 @@ impl Repo {
                     released.push(change);
                 }
                 Item::Remote { conn, msg } => {
-                    remote |= !msg.changes.is_empty();
+                    let carries = !msg.changes.is_empty();
+                    remote |= carries;
+                    if !carries && unanswered.contains(&conn) {
+                        // A change-less message that waited behind this
+                        // peer's changes. Answer the changes first, as a
+                        // peer applying messages at once would have: applied
+                        // to the durable doc, whose heads now equal the
+                        // message's, automerge would take it as "they know
+                        // our heads" and never send the acknowledgement.
+                        unanswered.retain(|c| *c != conn);
+                        self.send_sync(id, conn);
+                    }
+                    let doc = self.docs.get_mut(&id).expect("present above");
                     if let Some(state) = doc.peers.get_mut(&conn) {
                         use automerge::sync::SyncDoc;
                         if let Err(e) = doc.durable.receive_sync_message(state, msg) {
                             tracing::warn!(doc = %id, error = %e, "could not apply a durable sync message");
                         }
                     }
+                    if carries && !unanswered.contains(&conn) {
+                        unanswered.push(conn);
+                    }
                 }
             }
         }
+        let doc = self.docs.get_mut(&id).expect("present above");
         let after = doc.durable.get_heads();
         if doc.incremental_count() >= compact_after
             && doc.pending_deletes.is_empty()
