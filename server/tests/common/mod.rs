@@ -32,7 +32,7 @@ use holdfast::core::repo::{
 };
 use holdfast::core::storage::Storage;
 use holdfast::core::wire::{self, DecodeLimits, Message, PeerMetadata};
-use holdfast::storage::log::{LogOptions, LogStorage};
+use holdfast::storage::log::{LogError, LogOptions, LogStorage};
 use holdfast::storage::memory::MemoryStorage;
 use holdfast_server::{Config, Running};
 use tokio::net::TcpStream;
@@ -40,6 +40,12 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Held while spawning the server binary and while opening a log in this
+/// process. A child between fork and exec still shares the parent's open
+/// files, so a `LOCK` file just released by an in-process server could
+/// still be locked (`LogError::Locked`) by a child spawned at that moment.
+pub static FORK_GUARD: Mutex<()> = Mutex::new(());
 
 /// Upper bound of any single wait; only reached when a test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -272,25 +278,73 @@ impl Client {
 
     /// Drive the client until `pred` holds (checked after every input).
     /// Panics on timeout, or if the connection closes first.
-    pub async fn wait_for(&mut self, what: &str, mut pred: impl FnMut(&Client) -> bool) {
+    pub async fn wait_for(&mut self, what: &str, pred: impl FnMut(&Client) -> bool) {
+        if let Err(e) = self.try_wait_for(what, pred).await {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Client::wait_for`] that returns the failure (with a summary of
+    /// what the client saw) instead of panicking.
+    pub async fn try_wait_for(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&Client) -> bool,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             self.flush().await;
             if pred(self) {
-                return;
+                return Ok(());
             }
             if self.closed && self.repo.poll_timeout().is_none() {
-                panic!(
-                    "{}: connection closed while waiting for {what}",
-                    self.peer_id
-                );
+                return Err(format!(
+                    "{}: connection closed while waiting for {what}\n{}",
+                    self.peer_id,
+                    self.summary()
+                ));
             }
-            match tokio::time::timeout_at(deadline, self.step()).await {
-                Ok(_) => {}
-                Err(_) => panic!(
+            if tokio::time::timeout_at(deadline, self.step())
+                .await
+                .is_err()
+            {
+                return Err(format!(
                     "{}: timed out after {TIMEOUT:?} waiting for {what}\n{}",
                     self.peer_id,
                     self.summary()
+                ));
+            }
+        }
+    }
+
+    /// Drive both clients (each may have to answer the server for the other
+    /// to progress) until both predicates hold.
+    pub async fn wait_both(
+        a: &mut Client,
+        mut pa: impl FnMut(&Client) -> bool,
+        b: &mut Client,
+        mut pb: impl FnMut(&Client) -> bool,
+        what: &str,
+    ) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            a.flush().await;
+            b.flush().await;
+            if pa(a) && pb(b) {
+                return;
+            }
+            if a.closed || b.closed {
+                panic!("a connection closed while waiting for {what}");
+            }
+            tokio::select! {
+                _ = a.step() => {}
+                _ = b.step() => {}
+                _ = tokio::time::sleep_until(deadline) => panic!(
+                    "timed out after {TIMEOUT:?} waiting for {what}\n{}: {}\n{}: {}",
+                    a.peer_id,
+                    a.summary(),
+                    b.peer_id,
+                    b.summary()
                 ),
             }
         }
@@ -627,8 +681,24 @@ pub fn config(www: Option<PathBuf>, max_frame: usize) -> Config {
 impl InProc {
     /// Open (recover) the log in `dir` and start serving on 127.0.0.1:0.
     pub async fn start(dir: &Path, config: Config) -> InProc {
-        let (storage, _report) =
-            LogStorage::open(dir, LogOptions::default()).expect("open the log");
+        // Rarely (about 1 run in 150) the directory was still locked for
+        // ~1 ms right after a stop in this process; the cause is not known
+        // yet (see the report). Retry `Locked` only, say so, and bound it.
+        let t0 = Instant::now();
+        let (storage, _report) = loop {
+            let opened = {
+                let _guard = FORK_GUARD.lock().unwrap_or_else(|p| p.into_inner());
+                LogStorage::open(dir, LogOptions::default())
+            };
+            match opened {
+                Ok(opened) => break opened,
+                Err(LogError::Locked(_)) if t0.elapsed() < Duration::from_secs(2) => {
+                    eprintln!("note: {} still locked; retrying", dir.display());
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => panic!("open the log: {e}"),
+            }
+        };
         let running = holdfast_server::start(config, storage.clone())
             .await
             .expect("start the server");
@@ -663,6 +733,7 @@ impl ServerProc {
     /// Start `holdfast-server --listen 127.0.0.1:0 --data <data> <extra>` and
     /// wait for its "listening" line.
     pub fn spawn(data: &Path, extra: &[&str]) -> ServerProc {
+        let guard = FORK_GUARD.lock().unwrap_or_else(|p| p.into_inner());
         let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast-server"))
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -678,6 +749,7 @@ impl ServerProc {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn holdfast-server");
+        drop(guard);
         let output = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();
@@ -825,7 +897,7 @@ fn dechunk(mut s: &str) -> String {
             break;
         }
         out.push_str(&rest[..n]);
-        s = &rest[n..].trim_start_matches("\r\n");
+        s = rest[n..].trim_start_matches("\r\n");
     }
     out
 }
