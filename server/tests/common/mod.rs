@@ -725,6 +725,8 @@ impl InProc {
 /// The real binary, with its stdout/stderr captured.
 pub struct ServerProc {
     child: Option<Child>,
+    /// The threads copying stdout/stderr into `output` (done at EOF).
+    readers: Vec<std::thread::JoinHandle<()>>,
     pub addr: SocketAddr,
     pub output: Arc<Mutex<Vec<String>>>,
 }
@@ -754,7 +756,8 @@ impl ServerProc {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let out = output.clone();
-        std::thread::spawn(move || {
+        let mut readers = Vec::new();
+        readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(a) = line.strip_prefix("holdfast-server: listening on ws://") {
@@ -762,16 +765,16 @@ impl ServerProc {
                 }
                 out.lock().unwrap().push(line);
             }
-        });
+        }));
         let mut stderr = child.stderr.take().unwrap();
         let out = output.clone();
-        std::thread::spawn(move || {
+        readers.push(std::thread::spawn(move || {
             let mut s = String::new();
             let _ = stderr.read_to_string(&mut s);
             out.lock()
                 .unwrap()
                 .extend(s.lines().map(|l| format!("stderr: {l}")));
-        });
+        }));
         let addr = match addr_rx.recv_timeout(TIMEOUT) {
             Ok(a) => a.parse().expect("a socket address"),
             Err(_) => {
@@ -784,6 +787,7 @@ impl ServerProc {
         };
         ServerProc {
             child: Some(child),
+            readers,
             addr,
             output,
         }
@@ -810,12 +814,23 @@ impl ServerProc {
         assert_eq!(rc, 0, "kill -INT");
     }
 
-    /// Wait for the process to exit on its own (SIGKILL after [`TIMEOUT`]).
+    /// Wait for the process to exit on its own (SIGKILL after [`TIMEOUT`]),
+    /// and for all of its output.
     pub async fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
+        let readers = std::mem::take(&mut self.readers);
         let pid = child.id();
-        let waited =
-            tokio::time::timeout(TIMEOUT, tokio::task::spawn_blocking(move || child.wait())).await;
+        let waited = tokio::time::timeout(
+            TIMEOUT,
+            tokio::task::spawn_blocking(move || {
+                let status = child.wait();
+                for r in readers {
+                    let _ = r.join();
+                }
+                status
+            }),
+        )
+        .await;
         match waited {
             Ok(r) => r.expect("join").expect("wait"),
             Err(_) => {
