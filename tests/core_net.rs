@@ -478,3 +478,101 @@ fn find_asks_peers_and_fails_on_timeout_or_when_all_say_unavailable() {
         .iter()
         .any(|e| matches!(e, Effect::Event(Event::FindFailed { find, .. }) if *find == f2)));
 }
+
+/// Frames both ways until nothing moves. The client's storage completes at
+/// once; the server's commits are held in `held` (in issue order). Returns
+/// the heads of every sync message the server sent.
+fn exchange(
+    c: &mut Repo,
+    s: &mut Repo,
+    held: &mut Vec<TaskId>,
+    mut to_client: Vec<Vec<u8>>,
+) -> Vec<Vec<automerge::ChangeHash>> {
+    let mut advertised = Vec::new();
+    loop {
+        for f in to_client.drain(..) {
+            c.frame(T, C, &f);
+        }
+        let to_server: Vec<Vec<u8>> = settle(c)
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Send { frame, .. } => Some(frame),
+                _ => None,
+            })
+            .collect();
+        for f in &to_server {
+            s.frame(T, C, f);
+        }
+        loop {
+            let effects = drain(s);
+            if effects.is_empty() {
+                break;
+            }
+            for e in effects {
+                match e {
+                    Effect::Load { task, .. } => s.load_done(T, task, Ok(vec![])),
+                    Effect::Commit { task, .. } => held.push(task),
+                    Effect::Send { frame, .. } => {
+                        if let Message::Sync { data, .. } =
+                            wire::decode(&frame, &DecodeLimits::default()).unwrap()
+                        {
+                            advertised.push(sync::Message::decode(&data).unwrap().heads);
+                        }
+                        to_client.push(frame);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if to_server.is_empty() && to_client.is_empty() {
+            return advertised;
+        }
+    }
+}
+
+/// Changes that arrive while a commit is in flight wait for the next one,
+/// and so does the client's change-less reply that follows them. Releasing
+/// that reply must not swallow the acknowledgement of the changes: automerge
+/// takes "their heads equal ours, no changes" as "they know our heads".
+#[test]
+fn a_reply_queued_behind_changes_does_not_swallow_their_ack() {
+    let doc = DocumentId([4; 16]);
+    let mut c = repo("client", true);
+    let mut s = joined_server();
+    c.connected(T, C, Direction::Outgoing);
+    drain(&mut c);
+    c.frame(
+        T,
+        C,
+        &frame(&Message::Peer {
+            sender_id: "server".into(),
+            target_id: "client".into(),
+            peer_metadata: PeerMetadata::default(),
+            selected_protocol_version: "1".into(),
+        }),
+    );
+    drain(&mut c);
+    let mut held = Vec::new();
+    c.create(T, doc, |tx| tx.put(ROOT, "k", "v1")).unwrap();
+    let mut advertised = exchange(&mut c, &mut s, &mut held, vec![]);
+    assert_eq!(
+        held.len(),
+        1,
+        "the server holds the document's first commit"
+    );
+    // A second change reaches the server while its first commit is in flight.
+    c.change(T, &doc, |tx| tx.put(ROOT, "k", "v2")).unwrap();
+    advertised.extend(exchange(&mut c, &mut s, &mut held, vec![]));
+    let want = c.durable_doc(&doc).unwrap().get_heads();
+    // Complete the server's commits one at a time, shuttling in between.
+    while !held.is_empty() {
+        let task = held.remove(0);
+        s.commit_done(T, task, Ok(()));
+        advertised.extend(exchange(&mut c, &mut s, &mut held, vec![]));
+    }
+    assert_eq!(s.durable_doc(&doc).unwrap().get_heads(), want);
+    assert!(
+        advertised.iter().any(|h| *h == want),
+        "the server never advertised the client's heads {want:?}: {advertised:?}"
+    );
+}

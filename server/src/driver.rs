@@ -105,6 +105,7 @@ pub async fn run<S: Storage + 'static>(
                 repo.connected(now, conn, Direction::Incoming);
             }
             Input::Frame { conn, bytes } => {
+                tracing::trace!(conn = conn.0, len = bytes.len(), "frame");
                 if shutdown.is_none() {
                     repo.frame(now, conn, &bytes);
                 }
@@ -113,7 +114,10 @@ pub async fn run<S: Storage + 'static>(
                 conns.remove(&conn);
                 repo.disconnected(now, conn);
             }
-            Input::Committed { task, result } => repo.commit_done(now, task, result),
+            Input::Committed { task, result } => {
+                tracing::trace!(task = task.0, ok = result.is_ok(), "commit done");
+                repo.commit_done(now, task, result)
+            }
             Input::Loaded { task, result } => repo.load_done(now, task, result),
             Input::Shutdown { done } => {
                 tracing::info!("shutting down: closing connections, finishing commits");
@@ -144,6 +148,7 @@ fn drain<S: Storage + 'static>(
     while let Some(effect) = repo.poll_effect() {
         match effect {
             Effect::Send { conn, frame } => {
+                tracing::trace!(conn = conn.0, len = frame.len(), "send");
                 if let Some(out) = conns.get(&conn) {
                     let _ = out.send(Out::Frame(frame));
                 }
@@ -154,6 +159,7 @@ fn drain<S: Storage + 'static>(
                 }
             }
             Effect::Commit { task, commit } => {
+                tracing::trace!(task = task.0, puts = commit.puts.len(), "commit issued");
                 let (storage, tx) = (storage.clone(), tx.clone());
                 tokio::task::spawn_local(async move {
                     let result = storage.commit(commit).await;

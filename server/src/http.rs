@@ -14,6 +14,7 @@ use axum::routing::{any, get};
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use holdfast::core::repo::ConnId;
+use holdfast::core::wire;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
@@ -76,6 +77,7 @@ fn upgrade(s: AppState, ws: WebSocketUpgrade) -> Response {
 /// Pump one socket: frames in go to the repo, frames out come from it.
 async fn serve(socket: WebSocket, conn: ConnId, repo: mpsc::UnboundedSender<Input>) {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let refuse = out_tx.clone();
     if repo.send(Input::Open { conn, out: out_tx }).is_err() {
         return;
     }
@@ -107,17 +109,29 @@ async fn serve(socket: WebSocket, conn: ConnId, repo: mpsc::UnboundedSender<Inpu
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::debug!(conn = conn.0, error = %e, "socket error");
-                    break;
+                    // E.g. a frame above `max_message`: say why before
+                    // closing, as the core does for frames it refuses
+                    // (best effort: the socket may be gone).
+                    let error = wire::encode(&wire::Message::Error {
+                        message: format!("connection refused a frame: {e}"),
+                    });
+                    let _ = refuse.send(Out::Frame(error));
+                    let _ = refuse.send(Out::Close);
+                    return true;
                 }
             };
             if repo.send(Input::Frame { conn, bytes }).is_err() {
                 break;
             }
         }
+        false
     };
+    let mut writer = std::pin::pin!(writer);
     tokio::select! {
-        _ = writer => {}
-        _ = reader => {}
+        _ = &mut writer => {}
+        flush = reader => if flush {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+        }
     }
     let _ = repo.send(Input::Closed { conn });
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::core::storage::{Commit, Storage, StorageError, StorageKey};
 
-use super::store::{LogError, LogOptions, LogStats, LogStore, RecoveryReport};
+use super::store::{FaultHook, LogError, LogOptions, LogStats, LogStore, RecoveryReport};
 
 /// The log behind the [`Storage`] interface. Every operation runs the
 /// blocking work (append + fdatasync, reads) on tokio's blocking pool via
@@ -43,6 +43,18 @@ impl LogStorage {
 
     pub async fn stats(&self) -> Result<LogStats, StorageError> {
         self.run(|s| s.stats()).await
+    }
+
+    /// Install a fault-injection hook on the shared store (tests only; see
+    /// [`LogStore::set_fault_hook`]). Blocks while an operation holds the
+    /// store.
+    #[doc(hidden)]
+    pub fn set_fault_hook(&self, hook: Option<FaultHook>) {
+        let mut store = match self.inner.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        store.set_fault_hook(hook);
     }
 
     /// Run `f` on the store on the blocking pool.
