@@ -590,6 +590,10 @@ impl World {
                     self.stats.synced += 1;
                 }
             }
+            Event::StorageError { docs, .. } if std::env::var("HOLDFAST_SEED").is_ok() => {
+                let line = format!("{} commit failed for {docs:?}", self.nodes[n].name);
+                self.log(line);
+            }
             Event::StorageRepaired { doc, .. } => {
                 return Err(format!(
                     "{}: unexpected repair of {doc} (sim storage never corrupts)",
@@ -663,6 +667,21 @@ impl World {
                 } else {
                     (l.client, l.client_conn)
                 };
+                if std::env::var("HOLDFAST_SEED").is_ok() {
+                    if let Ok(wire::Message::Sync {
+                        document_id, data, ..
+                    }) = wire::decode(&frame, &DecodeLimits::default())
+                    {
+                        if let Ok(sm) = sync::Message::decode(&data) {
+                            let line =
+                                format!(
+                                "{} receives sync {document_id} on conn {}: heads {} changes {}",
+                                self.nodes[node].name, conn.0, sm.heads.len(), sm.changes.len()
+                            );
+                            self.log(line);
+                        }
+                    }
+                }
                 if let Some(repo) = self.nodes[node].repo.as_mut() {
                     repo.frame(now, conn, &frame);
                     self.pump(node)?;
@@ -1001,7 +1020,11 @@ impl World {
                 continue;
             };
             for d in &docs {
-                let told = node.covered.get(&(*d, link.client_conn)).copied().unwrap_or(false);
+                let told = node
+                    .covered
+                    .get(&(*d, link.client_conn))
+                    .copied()
+                    .unwrap_or(false);
                 let repo = node.repo.as_ref().expect("up");
                 check!(
                     told,

@@ -188,11 +188,7 @@ impl Repo {
                     // heads would then equal ours, and automerge would
                     // conclude the peer already knows them: no acknowledgement).
                     let doc = self.docs.get_mut(&id).expect("present above");
-                    if let Some(state) = doc.peers.get_mut(&conn) {
-                        use automerge::sync::SyncDoc;
-                        if let Err(e) = doc.durable.receive_sync_message(state, msg) {
-                            tracing::warn!(doc = %id, error = %e, "could not apply a durable sync message");
-                        }
+                    if doc.feed(conn, msg) {
                         self.send_sync(id, conn);
                     }
                 }

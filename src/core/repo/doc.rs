@@ -216,8 +216,34 @@ impl Doc {
             .any(|c| ours.contains(&c.hash))
     }
 
+    /// Apply a peer's sync message to the durable document (its changes are
+    /// already durable). Returns false if the peer is gone.
+    ///
+    /// A message that carried changes is always answered with our heads: that
+    /// answer is the acknowledgement the peer waits for ("on server").
+    /// automerge skips it when the peer earlier told us our own heads, which
+    /// after a sync-state reset leaves the peer without our heads forever.
+    pub fn feed(&mut self, conn: ConnId, msg: sync::Message) -> bool {
+        let Some(state) = self.peers.get_mut(&conn) else {
+            return false;
+        };
+        let carried = !msg.changes.is_empty();
+        if let Err(e) = self.durable.receive_sync_message(state, msg) {
+            tracing::warn!(doc = %self.id, error = %e, "could not apply a sync message");
+        }
+        if carried {
+            state.last_sent_heads.clear();
+        }
+        true
+    }
+
     pub fn generate(&mut self, conn: ConnId) -> Option<sync::Message> {
         let state = self.peers.get_mut(&conn)?;
-        self.durable.generate_sync_message(state)
+        let msg = self.durable.generate_sync_message(state)?;
+        // Record the heads actually sent: a reset message carries empty heads
+        // while automerge records our real ones, and would then never send
+        // them (it believes the peer has them).
+        state.last_sent_heads.clone_from(&msg.heads);
+        Some(msg)
     }
 }

@@ -221,19 +221,31 @@ impl Repo {
 
     /// A one-line summary of a document's internal state, for diagnostics.
     pub fn debug_doc(&self, id: &DocumentId) -> String {
-        let Some(d) = self.docs.get(id) else { return "absent".into() };
+        let Some(d) = self.docs.get(id) else {
+            return "absent".into();
+        };
         let items: Vec<String> = d
             .items
             .iter()
             .map(|p| match &p.item {
                 Item::Local(c) => format!("local{}@{}", c.0, p.tag),
-                Item::Remote { conn, msg } => format!("remote{}({} chunks)@{}", conn.0, msg.changes.len(), p.tag),
+                Item::Remote { conn, msg } => {
+                    format!("remote{}({} chunks)@{}", conn.0, msg.changes.len(), p.tag)
+                }
             })
             .collect();
         let peers: Vec<String> = d
             .peers
             .iter()
-            .map(|(c, s)| format!("{}: their={:?} in_flight={} responded={}", c.0, s.their_heads.as_ref().map(|h| h.len()), s.in_flight, s.have_responded))
+            .map(|(c, s)| {
+                format!(
+                    "{}: their={:?} in_flight={} responded={}",
+                    c.0,
+                    s.their_heads.as_ref().map(|h| h.len()),
+                    s.in_flight,
+                    s.have_responded
+                )
+            })
             .collect();
         format!(
             "ready={} dirty={} in_flight={:?} next_batch={} items={items:?} peers={peers:?} finds={}",

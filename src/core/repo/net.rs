@@ -300,10 +300,7 @@ impl Repo {
             }),
             None => {
                 // Everything it carries is already durable here.
-                let state = doc.peers.get_mut(&conn).expect("inserted");
-                if let Err(e) = doc.durable.receive_sync_message(state, msg) {
-                    tracing::warn!(doc = %id, error = %e, "could not apply a sync message");
-                }
+                doc.feed(conn, msg);
                 self.send_sync(id, conn);
                 self.update_coverage(id);
             }
