@@ -174,12 +174,22 @@ export function tolerateSocketErrors(wss) {
   wss.on("error", () => {});
 }
 
-/** Resolve once `pred(handle.doc())` holds, checking on every change event. */
+/**
+ * An automerge-repo document as plain JSON. Strings that are not
+ * collaborative text (holdfast writes a plain assignment as a scalar string,
+ * automerge 3 JS shows those as `ImmutableString`) become plain strings.
+ */
+export function plain(doc) {
+  return doc === undefined ? undefined : JSON.parse(JSON.stringify(doc));
+}
+
+/** Resolve with `plain(handle.doc())` once `pred` holds of it, checking on
+ * every change event. */
 export function docCondition(handle, pred, what) {
   return within(
     new Promise((resolve) => {
       const check = () => {
-        const d = handle.doc();
+        const d = plain(handle.doc());
         if (d && pred(d)) {
           handle.off("change", check);
           resolve(d);

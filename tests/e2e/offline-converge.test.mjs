@@ -91,7 +91,7 @@ test("two contexts edit offline, reconnect and converge", { timeout: 90_000 }, a
   ]) {
     await waitIn(
       page,
-      ([url, merged]) => JSON.stringify([...hf.heads(url)].sort()) === JSON.stringify(merged),
+      ([url, merged]) => hf.headsEqual(url, merged),
       [url, merged],
       `${name} to have both edits`,
     );
@@ -129,7 +129,7 @@ test("two contexts edit offline, reconnect and converge", { timeout: 90_000 }, a
   const c = await openPage(browser, server.http);
   await call(c, (url) => hf.open("device-c", [url]), server.ws, "C to open");
   await call(c, (url) => hf.find(url), url, "C to find the document on the server");
-  await waitIn(c, ([url, merged]) => JSON.stringify([...hf.heads(url)].sort()) === JSON.stringify(merged), [url, merged], "C to have both edits");
+  await waitIn(c, ([url, merged]) => hf.headsEqual(url, merged), [url, merged], "C to have both edits");
   assert.deepEqual(await call(c, (url) => hf.doc(url), url), docA);
 
   for (const page of [a, b, c]) await page.context().close();
