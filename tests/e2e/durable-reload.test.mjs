@@ -75,3 +75,26 @@ test("a document and all its awaited changes survive a page reload", { timeout: 
   assert.deepEqual(page.hfErrors, []);
   await page.context().close();
 });
+
+test("whenSynced rejects instead of hanging when the repo closes or the document is deleted", { timeout: 60_000 }, async () => {
+  const page = await openPage(browser, server.http);
+  const names = await call(
+    page,
+    async () => {
+      await hf.open("e2e-when-synced");
+      const kept = await hf.create({ n: 1 });
+      const gone = await hf.create({ n: 2 });
+      // No sync server: neither can ever be "on-server".
+      const pKept = hf.whenSynced(kept).then(() => "resolved", (e) => e.name);
+      const pGone = hf.whenSynced(gone).then(() => "resolved", (e) => e.name);
+      await hf.repo.delete(gone);
+      await hf.close();
+      return Promise.all([pKept, pGone]);
+    },
+    undefined,
+    "pending whenSynced promises to settle",
+  );
+  assert.deepEqual(names, ["RepoClosedError", "DocumentDeletedError"]);
+  assert.deepEqual(page.hfErrors, []);
+  await page.context().close();
+});
