@@ -67,8 +67,11 @@ export async function startServer({ www = ROOT } = {}) {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
   });
+  // Logs (tracing writes to stdout) are kept for diagnostics.
   let stderr = "";
+  let stdout = "";
   child.stderr.on("data", (d) => (stderr += d));
+  child.stdout.on("data", (d) => (stdout += d));
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
   const ws = await within(
     new Promise((resolve, reject) => {
@@ -87,6 +90,7 @@ export async function startServer({ www = ROOT } = {}) {
     ws,
     http: ws.replace(/^ws:/, "http:"),
     stderr: () => stderr,
+    stdout: () => stdout,
     /** SIGINT (graceful: in-flight commits finish), then remove the data. */
     stop() {
       stopped ??= (async () => {
