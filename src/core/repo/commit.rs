@@ -183,8 +183,7 @@ impl Repo {
                 Item::Remote { conn, msg } => {
                     remote |= !msg.changes.is_empty();
                     if let Some(state) = doc.peers.get_mut(&conn) {
-                        use automerge::sync::SyncDoc;
-                        if let Err(e) = doc.durable.receive_sync_message(state, msg) {
+                        if let Err(e) = super::doc::receive_durable(&mut doc.durable, state, msg) {
                             tracing::warn!(doc = %id, error = %e, "could not apply a durable sync message");
                         }
                     }

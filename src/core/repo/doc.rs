@@ -22,6 +22,25 @@ use crate::core::id::DocumentId;
 use crate::core::storage::{ChunkKind, RecordKind, StorageKey};
 use crate::core::wire;
 
+/// Apply a peer's sync message to the durable document, keeping our reply.
+///
+/// automerge skips the reply when the message's heads equal ours on arrival
+/// (it marks them as sent). For holdfast the reply is the durable ack: a peer
+/// learns that our disk has its changes only from heads we advertise. When a
+/// peer's changes were still in our commit as it sent us its merged heads,
+/// the two are equal once its message is released here, and without the
+/// reply it would never see "on-server" (whenSynced would hang).
+pub(super) fn receive_durable(
+    durable: &mut Automerge,
+    state: &mut sync::State,
+    msg: sync::Message,
+) -> Result<(), automerge::AutomergeError> {
+    let sent = state.last_sent_heads.clone();
+    let result = durable.receive_sync_message(state, msg);
+    state.last_sent_heads = sent;
+    result
+}
+
 pub(super) enum Phase {
     /// Waiting for storage; frames that arrive meanwhile wait in `buffered`.
     Loading,

@@ -301,7 +301,7 @@ impl Repo {
             None => {
                 // Everything it carries is already durable here.
                 let state = doc.peers.get_mut(&conn).expect("inserted");
-                if let Err(e) = doc.durable.receive_sync_message(state, msg) {
+                if let Err(e) = super::doc::receive_durable(&mut doc.durable, state, msg) {
                     tracing::warn!(doc = %id, error = %e, "could not apply a sync message");
                 }
                 self.send_sync(id, conn);
