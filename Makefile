@@ -3,7 +3,8 @@
 #   make test    install what the tests need (scripts/setup.sh installs only what
 #                is missing), run the native tests and the simulation, the
 #                browser tests in headless Chromium against real IndexedDB,
-#                the npm package's tests in node, check formatting
+#                the npm package's tests in node, the browser E2E tests
+#                (tests/e2e: Playwright + /usr/bin/chromium), check formatting
 #   make demo    build the wasm package, the demo app (www/) and the server, and
 #                serve them on http://127.0.0.1:3030 (HOLDFAST_DEMO_LISTEN,
 #                HOLDFAST_DEMO_DATA); Ctrl-C stops it, the data stays
@@ -35,14 +36,20 @@ endif
 
 .PHONY: test demo fmt lint clean
 
+# The browser E2E tests (node --test tests/e2e/, ~15 s) need what the lines
+# before them provide: pkg/wasm/ (scripts/build-pkg.sh --dev), the
+# holdfast-server binary (cargo build -p holdfast-server; the harness finds it
+# through CARGO_TARGET_DIR, or HOLDFAST_SERVER_BIN), /usr/bin/chromium (setup
+# browser) and tests/e2e/node_modules with playwright-core (setup playwright).
 test:
-	$(SETUP) node-test-deps wasm-target wasm-tools browser
+	$(SETUP) node-test-deps wasm-target wasm-tools browser playwright
 	$(CARGO) test --workspace --all-targets -- --skip simulation_with
 	$(CARGO) test --test simulation simulation_with -- --nocapture
 	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_idb_worker --test web_repo --test web_ops
 	scripts/build-pkg.sh --dev
 	$(CARGO) build -p holdfast-server
 	node --test tests/js/
+	node --test tests/e2e/
 	$(CARGO) check --lib --target $(WASM_TARGET)
 	$(CARGO) fmt --all -- --check
 
@@ -57,4 +64,4 @@ lint:
 
 clean:
 	$(CARGO) clean
-	rm -rf tests/js/node_modules
+	rm -rf tests/js/node_modules tests/e2e/node_modules

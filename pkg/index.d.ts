@@ -155,7 +155,9 @@ export class DocHandle<T = Record<string, unknown>> {
    * rejects with that error. `fn` must be synchronous. */
   change(fn: ChangeFn<T>): Promise<Heads>;
   readonly syncState: SyncState;
-  /** Resolves when a sync server has every local change on its disk. */
+  /** Resolves when a sync server has every local change on its disk.
+   * Rejects with `RepoClosedError` / `DocumentDeletedError` if the repo is
+   * closed or the document deleted first. */
   whenSynced(): Promise<void>;
   /** Send an ephemeral message (JSON-able value or bytes) to peers of this document. */
   broadcast(data: unknown): void;

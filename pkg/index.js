@@ -224,15 +224,35 @@ export class DocHandle extends Emitter {
    */
   whenSynced() {
     if (this.syncState === "on-server") return Promise.resolve();
-    return new Promise((resolve) => {
+    if (this.#deleted) return Promise.reject(error("DocumentDeletedError", `document ${this.url} was deleted`));
+    if (this.#repo.closed) return Promise.reject(error("RepoClosedError", "the repo is closed"));
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
       const check = () => {
         if (this.syncState === "on-server") {
           this.off("sync-state", check);
+          this.#syncWaiters.delete(waiter);
           resolve();
         }
       };
+      waiter.cancel = (e) => {
+        this.off("sync-state", check);
+        reject(e);
+      };
+      this.#syncWaiters.add(waiter);
       this.on("sync-state", check);
     });
+  }
+
+  #syncWaiters = new Set(); // pending whenSynced() promises
+
+  /** @internal The repo closed or the document was deleted: nothing will
+   * sync any more, so pending whenSynced() promises reject instead of
+   * hanging forever. */
+  _cancelSync(e) {
+    const waiters = [...this.#syncWaiters];
+    this.#syncWaiters.clear();
+    for (const w of waiters) w.cancel(e);
   }
 
   /** Send an ephemeral message (presence, cursors) to peers syncing this document. */
@@ -253,6 +273,7 @@ export class DocHandle extends Emitter {
   /** @internal */
   _deleted() {
     this.#deleted = true;
+    this._cancelSync(error("DocumentDeletedError", `document ${this.url} was deleted`));
     this.emit("delete", { handle: this });
   }
 }
@@ -379,6 +400,7 @@ export class Repo extends Emitter {
   async close() {
     if (this.#closed) return;
     this.#closed = true;
+    for (const h of this.#handles.values()) h._cancelSync(error("RepoClosedError", "the repo was closed before a sync server had the document"));
     await this.#inner.close();
   }
 
