@@ -12,7 +12,7 @@
 // Waiting is always on a condition (page.waitForFunction, events), bounded
 // by a timeout that names what was awaited; there are no fixed sleeps.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -109,6 +109,175 @@ export async function startServer({ www = ROOT } = {}) {
 
 // ---------------------------------------------------------------- browser
 
+/**
+ * The demo site (`www/` next to a copy of `pkg/`), as `make demo` serves it:
+ * `$CARGO_TARGET_DIR/demo-site` (assembled by `HOLDFAST_DEMO_BUILD_ONLY=1
+ * scripts/demo.sh`, with the release wasm) if it exists and its app files
+ * are the same as `www/` and `pkg/` now (a stale copy would test old app
+ * code); else the same site assembled here into a temporary directory from
+ * `www/` and `pkg/` with the dev-built `pkg/wasm/` (copied, not linked), so
+ * that `make test` does not need the slow release build.
+ * Resolves `{ dir, kind: "demo-site" | "assembled", cleanup() }`.
+ */
+export function demoSite() {
+  const built = join(process.env.CARGO_TARGET_DIR ?? join(ROOT, "target"), "demo-site");
+  const same = (a, b) => existsSync(a) && existsSync(b) && readFileSync(a).equals(readFileSync(b));
+  const www = join(ROOT, "www");
+  const appFiles = readdirSync(www).filter((f) => f !== "README.md" && statSync(join(www, f)).isFile());
+  const fresh =
+    existsSync(join(built, "pkg", "wasm", "holdfast_bg.wasm")) &&
+    appFiles.every((f) => same(join(www, f), join(built, f))) &&
+    ["index.js", "draft.js"].every((f) => same(join(ROOT, "pkg", f), join(built, "pkg", f)));
+  if (fresh) return { dir: built, kind: "demo-site", cleanup() {} };
+  if (!existsSync(join(ROOT, "pkg", "wasm", "holdfast_bg.wasm"))) {
+    throw new Error("pkg/wasm/ is missing: run scripts/build-pkg.sh --dev (make test does)");
+  }
+  // The same steps as scripts/demo.sh.
+  const dir = mkdtempSync(join(tmpdir(), "holdfast-demo-site-"));
+  cpSync(www, dir, { recursive: true });
+  rmSync(join(dir, "README.md"), { force: true });
+  mkdirSync(join(dir, "pkg"));
+  for (const f of ["index.js", "draft.js", "index.d.ts", "package.json"]) cpSync(join(ROOT, "pkg", f), join(dir, "pkg", f));
+  cpSync(join(ROOT, "pkg", "wasm"), join(dir, "pkg", "wasm"), { recursive: true });
+  return { dir, kind: "assembled", cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Open the demo app in a NEW browser context (a separate device) at
+ * `${base}/${query}` and wait until it is ready (`body[data-ready=true]`).
+ * Page errors are collected in `page.hfErrors` as in openPage.
+ */
+export async function openDemo(browser, base, query = "") {
+  const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
+  const page = await context.newPage();
+  collectErrors(page);
+  await gotoDemo(page, `${base}/${query}`);
+  return page;
+}
+
+/** Navigate `page` to the demo app at `url` and wait until it is ready. */
+export async function gotoDemo(page, url) {
+  await page.goto(url);
+  await waitIn(page, () => document.body.dataset.ready === "true", undefined, `the demo app at ${url} to be ready`);
+}
+
+function collectErrors(page) {
+  page.hfErrors = [];
+  page.on("pageerror", (e) => page.hfErrors.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") page.hfErrors.push(`console.error: ${m.text()}`);
+    if (process.env.HOLDFAST_E2E_CONSOLE) console.log(`[page ${m.type()}] ${m.text()}`);
+  });
+}
+
+/**
+ * Launch /usr/bin/chromium ourselves (not through playwright's launcher) on
+ * `userDataDir`, with remote debugging on a free port, and connect to it
+ * with connectOverCDP: we own the browser's pid and can SIGKILL it. The
+ * browser is the leader of its own process group (detached), so that its
+ * children can be awaited (and, if any lingers, killed) after a kill.
+ * Resolves `{ browser, context, pid, exited, kill() }`: `context` is the
+ * default (persistent, on-disk) context; contexts made with newContext()
+ * would keep IndexedDB in memory.
+ */
+export async function launchOwnedChromium(userDataDir) {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: scripts/setup.sh browser installs it`);
+  // A previous (killed) instance leaves its port file behind.
+  rmSync(join(userDataDir, "DevToolsActivePort"), { force: true });
+  const child = spawn(CHROMIUM, [...CHROMIUM_ARGS, "--remote-debugging-port=0", `--user-data-dir=${userDataDir}`, "about:blank"], {
+    stdio: ["ignore", "ignore", "pipe"],
+    detached: true,
+  });
+  let stderr = "";
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const endpoint = await within(
+    new Promise((resolve, reject) => {
+      child.stderr.on("data", (d) => {
+        stderr += d;
+        const m = stderr.match(/DevTools listening on (ws:\/\/\S+)/);
+        if (m) resolve(m[1]);
+      });
+      exited.then(({ code, signal }) => reject(new Error(`chromium exited (${code ?? signal}) before listening: ${stderr}`)));
+    }),
+    "chromium to listen for DevTools",
+  );
+  child.stderr.resume(); // keep draining
+  const browser = await within(chromium.connectOverCDP(endpoint), "connectOverCDP");
+  const pid = child.pid;
+  return {
+    browser,
+    context: browser.contexts()[0],
+    pid,
+    exited,
+    stderr: () => stderr,
+    /**
+     * SIGKILL the browser process, then at once every other process of its
+     * group (renderers, the GPU process, and the storage service: Chromium
+     * runs IndexedDB's backend in a utility process, which would otherwise
+     * get to finish in-flight writes after the browser died). Resolves once
+     * they are all gone.
+     */
+    async kill() {
+      for (const target of [pid, -pid]) {
+        try {
+          process.kill(target, "SIGKILL");
+        } catch (e) {
+          if (e.code !== "ESRCH") throw e;
+        }
+      }
+      const r = await within(exited, "the killed browser to exit");
+      await groupGone(pid);
+      return r;
+    },
+    /** Close it gracefully (CDP Browser.close: playwright's browser.close()
+     * only disconnects from a browser it did not launch), then wait for the
+     * group. */
+    async close() {
+      if (child.exitCode === null && child.signalCode === null) {
+        await browser
+          .newBrowserCDPSession()
+          .then((s) => s.send("Browser.close"))
+          .catch(() => {});
+      }
+      await within(exited, "chromium to exit").catch(() => process.kill(pid, "SIGKILL"));
+      await groupGone(pid);
+    },
+  };
+}
+
+/** The live (not zombie) processes of process group `pgid`, from /proc. */
+function groupMembers(pgid) {
+  const out = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(pgrp) === pgid && state !== "Z" && state !== "X") out.push(Number(name));
+  }
+  return out;
+}
+
+/** Wait until no live process of process group `pgid` (one we started
+ * detached) is left (zombies wait for init to reap them: they hold no
+ * files); after 5 s, SIGKILL the stragglers. */
+async function groupGone(pgid) {
+  const end = Date.now() + 5_000;
+  while (groupMembers(pgid).length > 0) {
+    if (Date.now() > end) {
+      try {
+        process.kill(-pgid, "SIGKILL");
+      } catch {}
+    }
+    await new Promise((r) => setTimeout(r, 10)); // polling for the children to exit
+  }
+}
+
 /** Launch headless Chromium (playwright-core gives it a fresh user-data-dir). */
 export async function launchBrowser() {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: scripts/setup.sh browser installs it`);
@@ -122,13 +291,13 @@ export async function launchBrowser() {
  */
 export async function openPage(browser, base) {
   const context = await browser.newContext();
-  const page = await context.newPage();
-  page.hfErrors = [];
-  page.on("pageerror", (e) => page.hfErrors.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") page.hfErrors.push(`console.error: ${m.text()}`);
-    if (process.env.HOLDFAST_E2E_CONSOLE) console.log(`[page ${m.type()}] ${m.text()}`);
-  });
+  return openPageIn(await context.newPage(), base);
+}
+
+/** Load the test page into an existing `page` (e.g. of an owned browser's
+ * persistent context) and wait until `window.hf` is there. */
+export async function openPageIn(page, base) {
+  if (!page.hfErrors) collectErrors(page);
   await page.goto(`${base}/tests/e2e/page.html`);
   await waitIn(page, () => window.hfReady === true, undefined, "the test page to load holdfast");
   return page;
