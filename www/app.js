@@ -83,9 +83,12 @@ toggle.addEventListener("click", () => {
 renderStatus();
 
 const banner = $("#banner");
-repo.on("storage-error", ({ error, documentIds }) => {
+function showError(error) {
   banner.hidden = false;
   banner.textContent = `Could not save (${error.name}: ${error.message}). Showing the last saved state.`;
+}
+repo.on("storage-error", ({ error, documentIds }) => {
+  showError(error);
   for (const id of documentIds) {
     const h = handles.get(id);
     if (h) rerender(h);
@@ -229,12 +232,15 @@ function remove(url) {
   renderBoard();
 }
 
-$("#add-note").addEventListener("click", async () => {
+async function addNote() {
   const note = await repo.create({ title: "", body: new Text("") });
   await track(board, board.change((d) => { d.notes.push(note.url); }));
   renderBoard();
   $(`li[data-url="${CSS.escape(note.url)}"] .note-title`)?.focus();
-});
+}
+// A failed create or board change is already shown (banner, board's saved
+// state, board re-rendered); don't leave it as an unhandled rejection.
+$("#add-note").addEventListener("click", () => addNote().catch(showError));
 
 board.on("change", renderBoard);
 renderBoard();
