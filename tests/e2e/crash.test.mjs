@@ -37,7 +37,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, launchOwnedChromium, openPageIn, call } from "./harness.mjs";
+import { startServer, launchOwnedChromium, openPageIn, call, within } from "./harness.mjs";
 
 const ROUNDS = Number(process.env.HOLDFAST_CRASH_ROUNDS ?? 20);
 const SEED = Number(process.env.HOLDFAST_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 32));
@@ -106,20 +106,32 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
       s.add(n);
     });
     await openPageIn(page, server.http);
-    const { durability, docs: seen } = await call(
-      page,
-      async ([db, urls]) => {
-        const { durability } = await hf.open(db);
-        const docs = [];
-        for (const url of urls) {
-          await hf.find(url); // rejects if the document (its create was reported) is gone
-          docs.push(hf.doc(url));
-        }
-        return { durability, docs };
-      },
-      [DB, docs.map((d) => d.url)],
+    // Bounded above the repo's own find timeout (30 s; with no sync server a
+    // document missing from storage fails only then), so that a lost
+    // document shows up as find's error rather than as our timeout.
+    const { durability, docs: seen } = await within(
+      page.evaluate(
+        async ([db, urls]) => {
+          const t0 = performance.now();
+          window.progress = [`opening ${db}`];
+          const { durability } = await hf.open(db);
+          const docs = [];
+          for (const url of urls) {
+            window.progress.push(`${Math.round(performance.now() - t0)} ms: finding ${url}`);
+            await hf.find(url); // rejects if the document (its create was reported) is gone
+            docs.push(hf.doc(url));
+          }
+          window.progress.push(`${Math.round(performance.now() - t0)} ms: done`);
+          return { durability, docs };
+        },
+        [DB, docs.map((d) => d.url)],
+      ),
       "the relaunched browser to load every earlier document from IndexedDB",
-    );
+      45_000,
+    ).catch(async (e) => {
+      const progress = await page.evaluate(() => window.progress).catch((e) => [`(unreadable: ${e.message})`]);
+      throw new Error(`${e.message} (seed ${SEED}, after round ${round}); in the page: ${progress.join("; ")}`);
+    });
     t0 = lap("load", t0);
     assert.equal(durability, "strict", "IndexedDB commits are strict (holdfast has no relaxed mode)");
 
