@@ -17,6 +17,8 @@
 #                       tests run (default 1000); passed through to cargo test
 #   HOLDFAST_SEED       replay exactly one seed (a failing run prints it), e.g.
 #                       make test HOLDFAST_SEED=1234
+#   HOLDFAST_CRASH_ROUNDS  browser crash-test rounds (tests/e2e/crash.test.mjs,
+#                       default 20); HOLDFAST_CRASH_SEED replays its kill delays
 #   CARGO_TARGET_DIR    where cargo builds (cargo's default: ./target)
 #   CI=true             set by CI; scripts/setup.sh never prompts in any case
 
@@ -36,7 +38,8 @@ endif
 
 .PHONY: test demo fmt lint clean
 
-# The browser E2E tests (node --test tests/e2e/, ~15 s) need what the lines
+# The browser E2E tests (node --test tests/e2e/, ~1.5 min, most of it the
+# browser crash test: HOLDFAST_CRASH_ROUNDS, default 20) need what the lines
 # before them provide: pkg/wasm/ (scripts/build-pkg.sh --dev), the
 # holdfast-server binary (cargo build -p holdfast-server; the harness finds it
 # through CARGO_TARGET_DIR, or HOLDFAST_SERVER_BIN), /usr/bin/chromium (setup
