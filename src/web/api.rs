@@ -141,7 +141,12 @@ impl WasmRepo {
         }
         let peer = hex::encode(random::<8>()?);
         let session = hex::encode(random::<8>()?);
-        let cfg = RepoConfig::new(format!("holdfast-{peer}"), random::<16>()?, session);
+        let mut cfg = RepoConfig::new(format!("holdfast-{peer}"), random::<16>()?, session);
+        if sync.is_empty() {
+            // No peer will ever have it: a document absent from storage is
+            // unavailable at once.
+            cfg.find_timeout_ms = 0;
+        }
         let repo = WasmRepo {
             driver: Driver::new(Repo::new(cfg), storage),
             durability,

@@ -58,6 +58,13 @@ test("a throwing change callback rolls back and rejects", async () => {
 test("bad URLs and unknown documents get named errors", async () => {
   const repo = await Repo.open({ memory: true });
   await assert.rejects(repo.find("automerge:not-a-document"), { name: "InvalidDocumentUrlError" });
+  // A valid id this repo never stored: no peers, so unavailable at once.
+  const other = await Repo.open({ memory: true });
+  const elsewhere = await other.create({ v: 1 });
+  const t0 = Date.now();
+  await assert.rejects(repo.find(elsewhere.url), { name: "DocumentUnavailableError" });
+  assert.ok(Date.now() - t0 < 5_000, "without peers, find does not wait for the 30 s timeout");
+  await other.close();
   await assert.rejects(Repo.open({}), { name: "TypeError" });
   await repo.close();
 });

@@ -314,7 +314,10 @@ impl Repo {
             self.handle_doc_message(conn, msg);
         }
         self.resolve_finds(id);
-        if self.docs.get(&id).is_some_and(|d| !d.finds.is_empty()) {
+        let deadline = self.now.plus_ms(self.cfg.find_timeout_ms);
+        if let Some(doc) = self.docs.get_mut(&id).filter(|d| !d.finds.is_empty()) {
+            // Not in storage: wait for peers until the deadline.
+            doc.find_deadline.get_or_insert(deadline);
             self.request_from_peers(id);
         }
         self.sync_doc(id);

@@ -281,8 +281,10 @@ impl Repo {
             }
             Some(doc) => {
                 doc.finds.push(find);
-                doc.find_deadline.get_or_insert(deadline);
+                // The wait for peers starts once storage said "not here"
+                // (for a loading document: in `load_done`).
                 if doc.is_ready() {
+                    doc.find_deadline.get_or_insert(deadline);
                     doc.unavailable.clear();
                     self.request_from_peers(id);
                 }
@@ -291,7 +293,6 @@ impl Repo {
                 let task = self.task();
                 let mut doc = Doc::new(id, &self.actor, Phase::Loading);
                 doc.finds.push(find);
-                doc.find_deadline = Some(deadline);
                 self.docs.insert(id, doc);
                 self.loads.insert(task, id);
                 self.effects.push_back(Effect::Load {

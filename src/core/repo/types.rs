@@ -54,7 +54,9 @@ pub struct RepoConfig {
     /// Whether documents are offered to peers unasked (a client: true) or
     /// only synced with peers that ask for them (a server: false).
     pub announce: bool,
-    /// How long a `find` for a document absent from storage waits for peers.
+    /// How long a `find` for a document absent from storage waits for peers
+    /// (counted from storage's answer; 0: fail at once, for a repo without
+    /// peers).
     pub find_timeout_ms: u64,
     /// Compact a document into a snapshot once it has this many incremental
     /// records.
