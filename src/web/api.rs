@@ -3,7 +3,6 @@
 //! Errors are JS `Error`s with stable names (see [`js_error`]).
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use js_sys::{Array, Promise, Reflect};
@@ -84,7 +83,6 @@ fn change_error(e: ChangeError) -> JsValue {
 pub struct WasmRepo {
     driver: Driver<AnyStorage>,
     durability: &'static str,
-    deleted: RefCell<BTreeSet<DocumentId>>,
     closed: RefCell<bool>,
 }
 
@@ -150,7 +148,6 @@ impl WasmRepo {
         let repo = WasmRepo {
             driver: Driver::new(Repo::new(cfg), storage),
             durability,
-            deleted: RefCell::new(BTreeSet::new()),
             closed: RefCell::new(false),
         };
         if !sync.is_empty() {
@@ -252,7 +249,6 @@ impl WasmRepo {
             .driver
             .with_repo(|r| r.delete(now(), &id))
             .map_err(change_error)?;
-        self.deleted.borrow_mut().insert(id);
         Ok(self.driver.await_change(change, Some(JsValue::UNDEFINED)))
     }
 
@@ -336,16 +332,10 @@ impl WasmRepo {
         }
     }
 
-    /// Parse an id and refuse documents deleted through this repo.
+    /// Parse an id. (The core refuses documents being deleted; the JS
+    /// wrapper marks handles deleted once a delete has succeeded.)
     fn live(&self, document_id: &str) -> Result<DocumentId, JsValue> {
-        let id = parse_document_id(document_id)?;
-        if self.deleted.borrow().contains(&id) {
-            return Err(js_error(
-                "DocumentDeletedError",
-                &format!("document {id} was deleted"),
-            ));
-        }
-        Ok(id)
+        parse_document_id(document_id)
     }
 }
 
