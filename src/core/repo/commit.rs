@@ -21,7 +21,7 @@ struct DocBatch {
     /// The new incremental record: changes in `working` not yet issued.
     incremental: Option<(StorageKey, Vec<u8>)>,
     /// A snapshot of `durable` and the records it covers.
-    snapshot: Option<(StorageKey, Vec<StorageKey>)>,
+    snapshot: Option<(StorageKey, usize, Vec<StorageKey>)>,
     deletes: Vec<StorageKey>,
     quarantine: Vec<(StorageKey, Vec<u8>)>,
     /// This commit deletes the whole document.
@@ -50,7 +50,12 @@ impl Repo {
         let batch = self.next_batch;
         let mut commit = Commit::default();
         let mut docs = Vec::new();
-        for doc in self.docs.values_mut().filter(|d| d.needs_commit()) {
+        // Only marked documents can need a commit (see `docs::Docs`); each
+        // one looked at here either goes into this commit or needs none.
+        for id in self.docs.take_touched() {
+            let Some(doc) = self.docs.get_mut_unmarked(&id).filter(|d| d.needs_commit()) else {
+                continue;
+            };
             if doc.deleting.is_some() && !doc.dirty() {
                 // Everything pending is durable: remove the whole document,
                 // including records other tabs wrote.
@@ -82,9 +87,10 @@ impl Repo {
             {
                 let bytes = doc.durable.save();
                 let key = StorageKey::chunk(&doc.id, ChunkKind::Snapshot, &bytes);
-                let covered = doc.records.iter().filter(|k| **k != key).cloned().collect();
+                let len = bytes.len();
+                let covered = doc.records.keys().filter(|k| **k != key).cloned().collect();
                 commit.puts.push((key.clone(), bytes));
-                b.snapshot = Some((key, covered));
+                b.snapshot = Some((key, len, covered));
             }
             for (key, value) in &b.quarantine {
                 commit.puts.push((key.quarantine_of(), value.clone()));
@@ -137,7 +143,6 @@ impl Repo {
 
     fn commit_succeeded(&mut self, batch: u64, b: DocBatch) {
         let id = b.doc;
-        let compact_after = self.cfg.compact_after;
         if b.delete {
             if let Some(doc) = self.docs.remove(&id) {
                 if let Some(change) = doc.deleting {
@@ -163,10 +168,10 @@ impl Repo {
                 // unless automerge disagrees with itself.
                 tracing::error!(doc = %id, error = %e, "durable doc rejected committed bytes");
             }
-            doc.records.insert(key);
+            doc.records.insert(key, bytes.len());
         }
-        if let Some((key, covered)) = b.snapshot {
-            doc.records.insert(key);
+        if let Some((key, len, covered)) = b.snapshot {
+            doc.records.insert(key, len);
             doc.pending_deletes.extend(covered);
         }
         for key in b.deletes {
@@ -196,10 +201,7 @@ impl Repo {
         }
         let doc = self.docs.get_mut(&id).expect("present above");
         let after = doc.durable.get_heads();
-        if doc.incremental_count() >= compact_after
-            && doc.pending_deletes.is_empty()
-            && doc.can_snapshot()
-        {
+        if doc.wants_compaction(&self.cfg) && doc.pending_deletes.is_empty() && doc.can_snapshot() {
             doc.want_snapshot = true;
         }
         for change in released {
@@ -300,6 +302,10 @@ impl Repo {
         doc.issued_heads = doc.durable.get_heads();
         doc.records = good.into_iter().collect();
         doc.phase = Phase::Ready;
+        // Loading is when a badly fragmented document costs: compact it now
+        // (e.g. one record of thousands of small changes, as group commit
+        // writes for changes made in one burst).
+        doc.want_snapshot = doc.wants_compaction(&self.cfg) && doc.can_snapshot();
         if !bad.is_empty() {
             let quarantined = bad.iter().map(|(k, _)| k.clone()).collect();
             doc.quarantine = bad;
@@ -325,11 +331,15 @@ impl Repo {
 }
 
 /// Verify and load the records of one document. Returns the document, the
-/// keys of the records it was loaded from, and the records that failed.
+/// keys (and value lengths) of the records it was loaded from, and the records that failed.
 #[allow(clippy::type_complexity)]
 fn load_records(
     records: Vec<(StorageKey, Vec<u8>)>,
-) -> (Automerge, Vec<StorageKey>, Vec<(StorageKey, Vec<u8>)>) {
+) -> (
+    Automerge,
+    Vec<(StorageKey, usize)>,
+    Vec<(StorageKey, Vec<u8>)>,
+) {
     let mut snapshots = Vec::new();
     let mut incrementals = Vec::new();
     let mut bad = Vec::new();
@@ -370,7 +380,7 @@ fn load_records(
             }
         };
         if ok {
-            good.push(key);
+            good.push((key, value.len()));
         } else {
             tracing::warn!(%key, "quarantining a record automerge cannot load");
             bad.push((key, value));

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 
-use super::types::{ChangeId, ConnId, FindId, Timestamp};
+use super::types::{ChangeId, ConnId, FindId, RepoConfig, Timestamp};
 use crate::core::id::DocumentId;
 use crate::core::storage::{ChunkKind, RecordKind, StorageKey};
 use crate::core::wire;
@@ -58,7 +58,8 @@ pub(super) struct Doc {
     pub covered: BTreeMap<ConnId, bool>,
     /// Durable chunk records of this document that we know of (loaded or
     /// written by us). Only these may be deleted by compaction.
-    pub records: BTreeSet<StorageKey>,
+    /// Each with its value's length.
+    pub records: BTreeMap<StorageKey, usize>,
     pub want_snapshot: bool,
     /// `delete` was called: once nothing is dirty or in flight, one commit
     /// removes every record under the document's prefix; `ChangeId` reports it.
@@ -87,7 +88,7 @@ impl Doc {
             items: VecDeque::new(),
             peers: BTreeMap::new(),
             covered: BTreeMap::new(),
-            records: BTreeSet::new(),
+            records: BTreeMap::new(),
             want_snapshot: false,
             deleting: None,
             pending_deletes: Vec::new(),
@@ -179,11 +180,21 @@ impl Doc {
         }
     }
 
-    pub fn incremental_count(&self) -> usize {
-        self.records
-            .iter()
-            .filter(|k| k.kind() == RecordKind::Chunk(ChunkKind::Incremental))
-            .count()
+    /// Whether this document's records call for a snapshot: many
+    /// incremental records, or more incremental bytes than snapshot bytes.
+    pub fn wants_compaction(&self, cfg: &RepoConfig) -> bool {
+        let (mut count, mut incremental, mut snapshot) = (0, 0, 0);
+        for (key, len) in &self.records {
+            match key.kind() {
+                RecordKind::Chunk(ChunkKind::Incremental) => {
+                    count += 1;
+                    incremental += len;
+                }
+                RecordKind::Chunk(ChunkKind::Snapshot) => snapshot += len,
+                _ => {}
+            }
+        }
+        count >= cfg.compact_after || incremental > snapshot.max(cfg.compact_bytes)
     }
 
     /// A snapshot may only replace records whose changes are all applied:

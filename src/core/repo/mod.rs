@@ -16,6 +16,7 @@
 
 mod commit;
 mod doc;
+mod docs;
 mod net;
 pub mod types;
 
@@ -34,7 +35,7 @@ pub struct Repo {
     cfg: RepoConfig,
     actor: ActorId,
     now: Timestamp,
-    docs: BTreeMap<DocumentId, Doc>,
+    docs: docs::Docs,
     conns: BTreeMap<ConnId, net::Conn>,
     effects: VecDeque<Effect>,
     loads: BTreeMap<TaskId, DocumentId>,
@@ -54,7 +55,7 @@ impl Repo {
             actor: ActorId::from(cfg.actor_id),
             cfg,
             now: Timestamp(0),
-            docs: BTreeMap::new(),
+            docs: docs::Docs::default(),
             conns: BTreeMap::new(),
             effects: VecDeque::new(),
             loads: BTreeMap::new(),
@@ -259,7 +260,7 @@ impl Repo {
 
     /// No commit in flight and nothing waiting to be committed.
     pub fn is_idle(&self) -> bool {
-        self.in_flight.is_none() && !self.docs.values().any(|d| d.needs_commit())
+        self.in_flight.is_none() && !self.docs.any_needs_commit()
     }
 
     /// The document's complete durable history, loadable by `Automerge::load`.

@@ -59,8 +59,12 @@ pub struct RepoConfig {
     /// peers).
     pub find_timeout_ms: u64,
     /// Compact a document into a snapshot once it has this many incremental
-    /// records.
+    /// records,
     pub compact_after: usize,
+    /// or once its incremental records hold more bytes than its snapshot and
+    /// at least this many (one record of many changes loads far slower than
+    /// a snapshot of them: each change is parsed and applied on its own).
+    pub compact_bytes: usize,
     pub limits: DecodeLimits,
 }
 
@@ -78,6 +82,7 @@ impl RepoConfig {
             announce: true,
             find_timeout_ms: 30_000,
             compact_after: 64,
+            compact_bytes: 16 * 1024,
             limits: DecodeLimits::default(),
         }
     }
