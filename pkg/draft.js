@@ -414,8 +414,17 @@ function listHandler(rec) {
  * throws; nothing is recorded then.
  */
 export function recordChange(draft, fn) {
+  return recordChangeOn(hydrate(draft), fn);
+}
+
+/**
+ * Like recordChange, on an already hydrated draft `root`, which `fn`'s edits
+ * update in place: afterwards `root` is the document with the recorded ops
+ * applied (the next change can start from it). If `fn` throws, `root` is
+ * left half-edited and must be discarded.
+ */
+export function recordChangeOn(root, fn) {
   if (typeof fn !== "function") throw new TypeError("change() takes a function");
-  const root = hydrate(draft);
   if (!isPlainObject(root)) throw new TypeError("the document root must be a map");
   const rec = new Recorder(root);
   try {

@@ -27,7 +27,7 @@
 // and are passed through unchanged; the wrapper throws the same names where it
 // validates input itself.
 
-import { Counter, Text, initialOps, recordChange } from "./draft.js";
+import { Counter, Text, hydrate, initialOps, recordChangeOn } from "./draft.js";
 
 export { Counter, Text };
 
@@ -202,9 +202,22 @@ export class DocHandle extends Emitter {
     // Everything up to inner.change runs synchronously: the draft and the
     // document the ops are applied to are the same state.
     const inner = this.#inner();
-    const ops = recordChange(inner.draft(this.#id), fn);
-    return inner.change(this.#id, ops);
+    const heads = inner.heads(this.#id).join(",");
+    const cached = this.#draft;
+    this.#draft = null; // half-edited if fn or inner.change throws
+    const root = cached?.heads === heads ? cached.root : hydrate(inner.draft(this.#id));
+    const ops = recordChangeOn(root, fn);
+    const durable = inner.change(this.#id, ops);
+    // `root` now is the working document: the next change starts from it
+    // instead of reading the whole document out of wasm again.
+    this.#draft = { heads: inner.heads(this.#id).join(","), root };
+    return durable;
   }
+
+  /** The draft tree after this handle's last change and the working heads it
+   * belongs to; any other change to the document (remote, reverted) moves
+   * the heads and so invalidates it. */
+  #draft = null;
 
   #onServer = new Map(); // peerId -> whether its durable heads cover ours
 
