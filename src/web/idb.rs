@@ -133,6 +133,10 @@ struct State {
     durability: Cell<Durability>,
     commits: Cell<u64>,
     fault: Cell<Option<CommitFault>>,
+    /// The last readonly transaction started: reads issued while it is still
+    /// active (the same task: e.g. a thousand documents' loads started by
+    /// one pump) share it instead of each starting one.
+    reader: RefCell<Option<IdbTransaction>>,
 }
 
 impl State {
@@ -218,6 +222,7 @@ impl IdbStorage {
             durability: Cell::new(Durability::Default),
             commits: Cell::new(0),
             fault: Cell::new(None),
+            reader: RefCell::new(None),
         });
         let on_versionchange = {
             let state = Rc::clone(&state);
@@ -319,8 +324,29 @@ impl IdbStorage {
             .db
             .transaction_with_str(STORE)
             .map_err(|e| self.fail("starting a read transaction", &e))?;
-        tx.object_store(STORE)
-            .map_err(|e| self.fail("opening the object store", &e))
+        let store = tx
+            .object_store(STORE)
+            .map_err(|e| self.fail("opening the object store", &e))?;
+        *self.state.reader.borrow_mut() = Some(tx);
+        Ok(store)
+    }
+
+    /// Issue one read with `issue` on the current readonly transaction if it
+    /// is still active, else on a new one. (A transaction that is no longer
+    /// active makes the request throw synchronously, nothing else happens.)
+    fn read_request(
+        &self,
+        context: &str,
+        issue: impl Fn(&IdbObjectStore) -> Result<IdbRequest, JsValue>,
+    ) -> Result<IdbRequest, StorageError> {
+        self.check_open()?;
+        let current = self.state.reader.borrow().clone();
+        if let Some(store) = current.and_then(|tx| tx.object_store(STORE).ok()) {
+            if let Ok(req) = issue(&store) {
+                return Ok(req);
+            }
+        }
+        issue(&self.read_store()?).map_err(|e| self.fail(context, &e))
     }
 
     /// Await a read request; its error is mapped from `request.error`.
@@ -382,10 +408,8 @@ impl Drop for IdbStorage {
 
 impl Storage for IdbStorage {
     async fn get(&self, key: &StorageKey) -> Result<Option<Vec<u8>>, StorageError> {
-        let store = self.read_store()?;
-        let req = store
-            .get(&key_to_js(key))
-            .map_err(|e| self.fail("reading a record", &e))?;
+        let js_key = key_to_js(key);
+        let req = self.read_request("reading a record", |store| store.get(&js_key))?;
         let value = self.read("reading a record", &req).await?;
         if value.is_undefined() {
             return Ok(None);
@@ -399,38 +423,21 @@ impl Storage for IdbStorage {
     }
 
     async fn range(&self, prefix: &StorageKey) -> Result<Vec<(StorageKey, Vec<u8>)>, StorageError> {
-        let store = self.read_store()?;
         let range = prefix_range(prefix).map_err(|e| self.fail("building a key range", &e))?;
-        // Both requests are issued before the first await, in one readonly
-        // transaction, so they see the same snapshot, both in key order.
-        let keys_req = store
-            .get_all_keys_with_key(&range)
-            .map_err(|e| self.fail("listing keys", &e))?;
-        let values_req = store
-            .get_all_with_key(&range)
-            .map_err(|e| self.fail("reading records", &e))?;
-        let keys: Array = self
-            .read("listing keys", &keys_req)
-            .await?
-            .dyn_into()
-            .map_err(|_| StorageError::Aborted("listing keys: result is not an array".into()))?;
+        // One request: every stored value carries its own key (`{key,
+        // binary}`, automerge-repo's layout), so no getAllKeys is needed.
+        let req = self.read_request("reading records", |store| store.get_all_with_key(&range))?;
         let values: Array = self
-            .read("reading records", &values_req)
+            .read("reading records", &req)
             .await?
             .dyn_into()
             .map_err(|_| StorageError::Aborted("reading records: result is not an array".into()))?;
-        if keys.length() != values.length() {
-            return Err(StorageError::Aborted(format!(
-                "range {prefix}: {} keys but {} values",
-                keys.length(),
-                values.length()
-            )));
-        }
-        let mut out = Vec::with_capacity(keys.length() as usize);
-        for (k, v) in keys.iter().zip(values.iter()) {
-            let key = key_from_js(&k).map_err(|detail| StorageError::Corrupt {
-                key: StorageKey::new([format!("{k:?}")]),
-                detail,
+        let mut out = Vec::with_capacity(values.length() as usize);
+        for v in values.iter() {
+            let stored_key = Reflect::get(&v, &JsValue::from_str("key")).unwrap_or(JsValue::UNDEFINED);
+            let key = key_from_js(&stored_key).map_err(|detail| StorageError::Corrupt {
+                key: StorageKey::new([format!("{stored_key:?}")]),
+                detail: format!("a record under {prefix} has no valid `key` field: {detail}"),
             })?;
             let bytes = binary_of(&v).map_err(|detail| StorageError::Corrupt {
                 key: key.clone(),

@@ -79,11 +79,40 @@ pub fn op_error_to_js(e: &OpError) -> JsValue {
     err.into()
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A path segment: a map key (string) or a list index (number). Decoded
+/// with one visitor (serde's `untagged` would try the number first and
+/// build a JS `Error` for every string key it then rejects).
 enum RawSeg {
     Num(f64),
     Str(String),
+}
+
+impl<'de> Deserialize<'de> for RawSeg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RawSeg;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map key (string) or a list index (number)")
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<RawSeg, E> {
+                Ok(RawSeg::Num(n))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<RawSeg, E> {
+                Ok(RawSeg::Num(n as f64))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<RawSeg, E> {
+                Ok(RawSeg::Num(n as f64))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<RawSeg, E> {
+                Ok(RawSeg::Str(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<RawSeg, E> {
+                Ok(RawSeg::Str(s))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
