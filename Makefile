@@ -8,6 +8,9 @@
 #   make demo    build the wasm package, the demo app (www/) and the server, and
 #                serve them on http://127.0.0.1:3030 (HOLDFAST_DEMO_LISTEN,
 #                HOLDFAST_DEMO_DATA); Ctrl-C stops it, the data stays
+#   make bench   holdfast against automerge-repo 2.5.6, same workloads, same run
+#                (bench/README.md): prints the table, writes bench/results/;
+#                BENCH_REPS, BENCH_ONLY=W1,W3, BENCH_W7_SECONDS, BENCH_W7_CLIENTS
 #   make fmt     format all Rust code
 #   make lint    clippy on all targets, warnings are errors
 #   make clean   remove cargo's build output and tests/js/node_modules
@@ -36,7 +39,7 @@ ifdef HOLDFAST_SEED
 export HOLDFAST_SEED
 endif
 
-.PHONY: test demo fmt lint clean
+.PHONY: test demo bench fmt lint clean
 
 # The browser E2E tests (node --test tests/e2e/, ~1.5 min, most of it the
 # browser crash test: HOLDFAST_CRASH_ROUNDS, default 20) need what the lines
@@ -59,6 +62,14 @@ test:
 demo:
 	scripts/demo.sh
 
+# Release builds only: the wasm package (scripts/build-pkg.sh), the server and
+# the W7 load generator. Not part of make test.
+bench:
+	$(SETUP) wasm-target wasm-tools browser playwright bench-deps
+	scripts/build-pkg.sh
+	$(CARGO) build --release -p holdfast-server -p holdfast-load
+	node bench/run.mjs
+
 fmt:
 	$(CARGO) fmt --all
 
@@ -67,4 +78,4 @@ lint:
 
 clean:
 	$(CARGO) clean
-	rm -rf tests/js/node_modules tests/e2e/node_modules
+	rm -rf tests/js/node_modules tests/e2e/node_modules bench/node_modules bench/site bench/results

@@ -9,6 +9,7 @@
 #   wasm-tools      wasm-pack 0.15.1 and wasm-bindgen-cli at Cargo.lock's wasm-bindgen version
 #   browser         Debian chromium + chromium-driver (headless browser tests)
 #   playwright      npm ci in every package under tests/ or www/ that lists playwright-core
+#   bench-deps      npm ci in bench/ (automerge-repo 2.5.6 + adapters, esbuild: make bench)
 #   all             all of the above
 #
 # Each step prints one line: "present" (skipped) or "installing…" followed by
@@ -99,6 +100,10 @@ setup_playwright() {
     if [[ $found -eq 0 ]]; then
         say playwright "skip: no package.json under tests/ or www/ lists playwright-core yet"
     fi
+}
+
+setup_bench_deps() {
+    npm_ci bench-deps bench
 }
 
 # --- Rust --------------------------------------------------------------------
@@ -200,7 +205,7 @@ setup_browser() {
 # --- main --------------------------------------------------------------------
 
 usage() {
-    sed -n '4,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -208,8 +213,8 @@ usage() {
 components=()
 for arg in "$@"; do
     case $arg in
-        all) components+=(node-test-deps wasm-target wasm-tools browser playwright) ;;
-        node-test-deps | wasm-target | wasm-tools | browser | playwright) components+=("$arg") ;;
+        all) components+=(node-test-deps wasm-target wasm-tools browser playwright bench-deps) ;;
+        node-test-deps | wasm-target | wasm-tools | browser | playwright | bench-deps) components+=("$arg") ;;
         -h | --help) usage ;;
         *) printf 'setup: unknown component: %s\n' "$arg" >&2; usage ;;
     esac
