@@ -340,6 +340,22 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Acknowledged changes/s in each consecutive window of `window` seconds
+/// (at most `seconds`) of a run of `seconds`; a tail shorter than a window is
+/// left out. Returns the window used and the rates.
+fn rate_windows(acks: &[(f64, f64)], seconds: f64, window: f64) -> (f64, Vec<f64>) {
+    let window = window.min(seconds).max(1e-3);
+    let windows = ((seconds / window) + 1e-9).floor().max(1.0) as usize;
+    let mut counts = vec![0usize; windows];
+    for (at, _) in acks {
+        let k = (at / window).floor() as usize;
+        if k < windows {
+            counts[k] += 1;
+        }
+    }
+    (window, counts.iter().map(|&c| c as f64 / window).collect())
+}
+
 fn round3(x: f64) -> serde_json::Value {
     if x.is_finite() {
         serde_json::json!((x * 1e3).round() / 1e3)
@@ -404,17 +420,8 @@ async fn run(args: Args) -> serde_json::Value {
         }
     }
 
-    let window = args.window.min(args.seconds).max(1e-3);
-    let windows = ((args.seconds / window) + 1e-9).floor().max(1.0) as usize;
-    let mut counts = vec![0usize; windows];
-    for (at, _) in &acks {
-        let k = (at / window).floor() as usize;
-        if k < windows {
-            counts[k] += 1;
-        }
-    }
-    let rate_windows: Vec<serde_json::Value> =
-        counts.iter().map(|&c| round3(c as f64 / window)).collect();
+    let (window, rates) = rate_windows(&acks, args.seconds, args.window);
+    let rate_windows: Vec<serde_json::Value> = rates.into_iter().map(round3).collect();
     let mut lat: Vec<f64> = acks.iter().map(|(_, l)| *l).collect();
     lat.sort_by(f64::total_cmp);
     let mean = if lat.is_empty() {
@@ -461,4 +468,29 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(run(args));
     println!("{result}");
     std::process::ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v[..1], 0.99), 1.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn rate_windows_split_the_run() {
+        let acks = [(0.1, 0.0), (1.9, 0.0), (2.0, 0.0), (9.99, 0.0), (10.5, 0.0)];
+        let (w, r) = rate_windows(&acks, 10.0, 2.0);
+        assert_eq!(w, 2.0);
+        assert_eq!(r, vec![1.0, 0.5, 0.0, 0.0, 0.5]);
+        // A tail shorter than a window is left out; a short run is one window.
+        assert_eq!(rate_windows(&acks, 3.0, 2.0).1, vec![1.0]);
+        assert_eq!(rate_windows(&acks, 1.0, 2.0), (1.0, vec![1.0]));
+    }
 }
