@@ -157,11 +157,8 @@ export async function startAmServer({ dir, port = 0 }) {
 
 /** holdfast-server on 127.0.0.1:0 over `dir`. */
 export async function startHoldfastServer({ bin, dir }) {
-  const s = spawnServer(bin, ["--listen", "127.0.0.1:0", "--data", dir], {
-    what: "holdfast-server",
-    // Its per-connection info lines are noise here; warnings still show.
-    env: { RUST_LOG: process.env.RUST_LOG ?? "warn" },
-  })
+  // Its default log filter, as shipped (RUST_LOG passes through if set).
+  const s = spawnServer(bin, ["--listen", "127.0.0.1:0", "--data", dir], { what: "holdfast-server" })
   const url = await s.url
   return {
     url,
