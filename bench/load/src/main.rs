@@ -254,12 +254,15 @@ async fn run_client(
     let mut out = ClientOut::default();
     let me = format!("load-{}-{idx}", hex(&random_bytes::<4>()));
     let warmup = async {
-        let conn = {
+        let mut conn = {
             let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
-            Conn::open(&args.url, me).await?
+            Conn::open(&args.url, me)
+                .await
+                .map_err(|e| format!("handshake: {e}"))?
         };
-        let mut conn = conn;
-        conn.change_acked(0).await?;
+        conn.change_acked(0)
+            .await
+            .map_err(|e| format!("first change: {e}"))?;
         Ok::<Conn, String>(conn)
     };
     let warmup = tokio::time::timeout(Duration::from_secs_f64(args.warmup_timeout), warmup).await;
