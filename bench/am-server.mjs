@@ -3,8 +3,8 @@
 //
 //   node bench/am-server.mjs --dir <data dir> [--port 0]
 //
-// What automerge-repo's sync-server example runs: a `ws` WebSocketServer (on
-// 127.0.0.1 here), a Repo with NodeWSServerAdapter and NodeFSStorageAdapter,
+// What automerge-repo's sync-server example runs: a `ws` WebSocketServer
+// behind an HTTP server (on 127.0.0.1 here), a Repo with NodeWSServerAdapter and NodeFSStorageAdapter,
 // `sharePolicy: async () => false` (the server announces nothing; it still
 // answers every document a client syncs, a new one included). Prints
 // `listening on ws://127.0.0.1:PORT` on stdout once it accepts connections.
@@ -21,6 +21,7 @@
 // Socket errors (ECONNRESET from a client that vanished) are logged, never
 // fatal. SIGINT/SIGTERM: flush every document, exit 0.
 
+import http from "node:http"
 import { createInterface } from "node:readline"
 import { WebSocketServer } from "ws"
 import * as A from "@automerge/automerge"
@@ -43,7 +44,13 @@ if (!dir) {
 }
 const port = Number(arg("port", "0"))
 
-const wss = new WebSocketServer({ host: "127.0.0.1", port })
+// As in automerge-repo's sync-server example, the WebSocketServer has no
+// server of its own (`noServer`); our HTTP server hands it the upgrades, and
+// listens only once the Repo has connected the adapter: the Repo does that
+// asynchronously (after reading its storage id), and a socket accepted before
+// has no message handler — its `join` is ignored and the adapter's keep-alive
+// terminates it 5 s later.
+const wss = new WebSocketServer({ noServer: true })
 wss.on("error", e => console.error("am-server: server error:", e.message))
 wss.on("connection", socket => {
   // ws emits "error" on a socket (ECONNRESET, bad frames); without a listener
@@ -51,15 +58,33 @@ wss.on("connection", socket => {
   socket.on("error", e => console.error("am-server: socket error:", e.code ?? e.message))
 })
 
+const adapter = new NodeWSServerAdapter(wss)
+const adapterConnected = new Promise(resolve => {
+  const connect = adapter.connect.bind(adapter)
+  adapter.connect = (...args) => {
+    connect(...args)
+    resolve()
+  }
+})
+
 const repo = new Repo({
-  network: [new NodeWSServerAdapter(wss)],
+  network: [adapter],
   storage: new NodeFSStorageAdapter(dir),
   sharePolicy: async () => false,
 })
 
-wss.on("listening", () => {
-  const { port } = wss.address()
-  process.stdout.write(`listening on ws://127.0.0.1:${port}\n`)
+const server = http.createServer((req, res) => {
+  res.writeHead(426).end("WebSocket only\n")
+})
+server.on("upgrade", (req, socket, head) => {
+  socket.on("error", e => console.error("am-server: upgrade socket error:", e.code ?? e.message))
+  wss.handleUpgrade(req, socket, head, ws => wss.emit("connection", ws, req))
+})
+server.on("clientError", (e, socket) => socket.destroy())
+
+await adapterConnected
+server.listen(port, "127.0.0.1", () => {
+  process.stdout.write(`listening on ws://127.0.0.1:${server.address().port}\n`)
 })
 
 // --- the stdin protocol -----------------------------------------------------
