@@ -24,14 +24,16 @@
 //!
 //! Output (stdout, one JSON object):
 //! `{clients, seconds, window_s, acks, rate_windows, p50_ms, p99_ms, max_ms,
-//! mean_ms, errors, error_kinds, unacked_at_end, warmup_s}` where
-//! `rate_windows` holds acknowledged changes/s in each consecutive `--window`
-//! seconds (default 2: five windows for a 10 s run; a tail shorter than a
-//! window is counted in `acks` only), latencies are over every acknowledged
-//! change of the timed phase (from just before the change was made to the
-//! acknowledging message), and `errors` counts clients that failed (could not
-//! connect, the server closed the connection or sent an error), with a sample
-//! of reasons in `error_kinds`. Progress goes to stderr.
+//! mean_ms, errors, error_kinds, unacked_at_end, frames_out, frames_in,
+//! warmup_s}` where `rate_windows` holds acknowledged changes/s in each
+//! consecutive `--window` seconds (default 2: five windows for a 10 s run; a
+//! tail shorter than a window is counted in `acks` only), latencies are over
+//! every acknowledged change of the timed phase (from just before the change
+//! was made to the acknowledging message), `errors` counts clients that
+//! failed (could not connect, the server closed the connection or sent an
+//! error) and `error_kinds` groups them by reason, and `frames_out` /
+//! `frames_in` count the binary frames the clients sent and received in the
+//! timed phase (messages per acknowledged change). Progress goes to stderr.
 //!
 //! `--threads 1` (the default) runs every client on one current-thread tokio
 //! runtime: the load generator then uses one core at most, leaving the other
@@ -103,6 +105,9 @@ struct Conn {
     doc_id: DocumentId,
     doc: Automerge,
     state: sync::State,
+    /// Binary frames sent and received so far.
+    frames_out: u64,
+    frames_in: u64,
 }
 
 impl Conn {
@@ -118,6 +123,8 @@ impl Conn {
             doc_id: DocumentId(random_bytes()),
             doc: Automerge::new(),
             state: sync::State::new(),
+            frames_out: 0,
+            frames_in: 0,
         };
         let join = Message::Join {
             sender_id: c.me.clone(),
@@ -138,6 +145,7 @@ impl Conn {
     }
 
     async fn send(&mut self, msg: &Message) -> Result<(), String> {
+        self.frames_out += 1;
         self.ws
             .send(WsMsg::Binary(wire::encode(msg).into()))
             .await
@@ -156,13 +164,16 @@ impl Conn {
 
     /// A frame as a message; `None` for frames that carry none (ping, text).
     fn decode(
-        &self,
+        &mut self,
         frame: Option<Result<WsMsg, tokio_tungstenite::tungstenite::Error>>,
     ) -> Result<Option<Message>, String> {
         match frame {
-            Some(Ok(WsMsg::Binary(b))) => wire::decode(&b, &DecodeLimits::default())
-                .map(Some)
-                .map_err(|e| format!("undecodable frame: {e}")),
+            Some(Ok(WsMsg::Binary(b))) => {
+                self.frames_in += 1;
+                wire::decode(&b, &DecodeLimits::default())
+                    .map(Some)
+                    .map_err(|e| format!("undecodable frame: {e}"))
+            }
             Some(Ok(WsMsg::Close(_))) | None => Err("the server closed the connection".into()),
             Some(Err(e)) => Err(format!("connection error: {e}")),
             Some(Ok(_)) => Ok(None),
@@ -242,6 +253,9 @@ struct ClientOut {
     acks: Vec<(f64, f64)>,
     error: Option<String>,
     unacked_at_end: bool,
+    /// Binary frames sent / received during the timed phase.
+    frames_out: u64,
+    frames_in: u64,
 }
 
 async fn run_client(
@@ -297,6 +311,7 @@ async fn run_client(
         }
     };
 
+    let (out0, in0) = (conn.frames_out, conn.frames_in);
     let mut n: i64 = 0;
     'run: while Instant::now() < deadline {
         n += 1;
@@ -330,6 +345,8 @@ async fn run_client(
             }
         }
     }
+    out.frames_out = conn.frames_out - out0;
+    out.frames_in = conn.frames_in - in0;
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.ws.close(None)).await;
     out
 }
@@ -407,6 +424,7 @@ async fn run(args: Args) -> serde_json::Value {
     let mut errors = 0usize;
     let mut error_kinds: BTreeMap<String, usize> = BTreeMap::new();
     let mut unacked_at_end = 0usize;
+    let (mut frames_out, mut frames_in) = (0u64, 0u64);
     for t in tasks {
         let r = match t.await {
             Ok(r) => r,
@@ -417,6 +435,8 @@ async fn run(args: Args) -> serde_json::Value {
         };
         acks.extend(r.acks);
         unacked_at_end += usize::from(r.unacked_at_end);
+        frames_out += r.frames_out;
+        frames_in += r.frames_in;
         if let Some(e) = r.error {
             errors += 1;
             *error_kinds.entry(e).or_default() += 1;
@@ -445,6 +465,8 @@ async fn run(args: Args) -> serde_json::Value {
         "errors": errors,
         "error_kinds": error_kinds,
         "unacked_at_end": unacked_at_end,
+        "frames_out": frames_out,
+        "frames_in": frames_in,
         "warmup_s": round3(warmup_s),
     })
 }
