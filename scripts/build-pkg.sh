@@ -2,13 +2,13 @@
 # Build the npm package's generated part: the wasm module and its
 # wasm-bindgen JS glue, into pkg/wasm/ (git-ignored).
 #
-#   scripts/build-pkg.sh            release build (size-optimised)
+#   scripts/build-pkg.sh            release build (Cargo profile wasm-release: size-optimised)
 #   scripts/build-pkg.sh --dev      quick build for tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-profile=release
-flag=(--release)
+profile=wasm-release
+flag=(--profile wasm-release)
 if [[ "${1:-}" == "--dev" ]]; then
     profile=debug
     flag=()
