@@ -1,0 +1,53 @@
+// Build the benchmark site (bench/site/, git-ignored) with esbuild, the same
+// way for both systems: each page's module is bundled and minified, its wasm
+// file is copied next to it.
+//
+//   site/holdfast/   index.html, bench.js (pages/holdfast.js + pkg/), wasm/holdfast_bg.wasm
+//   site/automerge/  index.html, bench.js (pages/automerge.js + automerge-repo 2.5.6), automerge.wasm
+//   site/size/       the libraries alone (lib-*.js entries), minified: what W6 weighs
+//
+// Needs pkg/wasm/ (scripts/build-pkg.sh, release) and bench/node_modules.
+import { build } from "esbuild";
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const BENCH = fileURLToPath(new URL(".", import.meta.url));
+export const SITE = join(BENCH, "site");
+const ROOT = join(BENCH, "..");
+
+const page = (title) => `<!doctype html>
+<html><head><meta charset="utf-8"><title>${title}</title><link rel="icon" href="data:,"></head>
+<body><script type="module" src="bench.js"></script></body></html>
+`;
+
+const common = { bundle: true, format: "esm", minify: true, target: "es2022", logLevel: "warning", legalComments: "none" };
+
+export async function buildSite() {
+  const hfWasm = join(ROOT, "pkg", "wasm", "holdfast_bg.wasm");
+  if (!existsSync(hfWasm)) throw new Error("pkg/wasm/ is missing: run scripts/build-pkg.sh (make bench does)");
+  const amWasm = join(BENCH, "node_modules", "@automerge", "automerge", "dist", "automerge.wasm");
+  rmSync(SITE, { recursive: true, force: true });
+  for (const d of ["holdfast/wasm", "automerge", "size/wasm"]) mkdirSync(join(SITE, d), { recursive: true });
+
+  writeFileSync(join(SITE, "holdfast", "index.html"), page("holdfast bench"));
+  writeFileSync(join(SITE, "automerge", "index.html"), page("automerge-repo bench"));
+  cpSync(hfWasm, join(SITE, "holdfast", "wasm", "holdfast_bg.wasm"));
+  cpSync(amWasm, join(SITE, "automerge", "automerge.wasm"));
+  cpSync(hfWasm, join(SITE, "size", "wasm", "holdfast_bg.wasm"));
+  cpSync(amWasm, join(SITE, "size", "automerge.wasm"));
+
+  await build({ ...common, entryPoints: { bench: join(BENCH, "pages", "holdfast.js") }, outdir: join(SITE, "holdfast") });
+  await build({ ...common, entryPoints: { bench: join(BENCH, "pages", "automerge.js") }, outdir: join(SITE, "automerge") });
+  await build({
+    ...common,
+    entryPoints: { holdfast: join(BENCH, "pages", "lib-holdfast.js"), automerge: join(BENCH, "pages", "lib-automerge.js") },
+    outdir: join(SITE, "size"),
+  });
+  return SITE;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await buildSite();
+  console.log(`bench: site built in ${SITE}`);
+}

@@ -1,0 +1,176 @@
+// The automerge-repo 2.5.6 benchmark page: `window.bench` (the contract in
+// bench/README.md) over Repo + IndexedDBStorageAdapter + WebSocketClientAdapter.
+// Automerge's wasm is the file automerge.wasm next to this bundle (the /slim
+// entries do not embed it); "durable" means `await repo.flush([documentId])`.
+import { Repo, initializeWasm } from "@automerge/automerge-repo/slim";
+import * as Automerge from "@automerge/automerge/slim";
+import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
+import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { idbStats } from "./common.js";
+
+await initializeWasm(new URL("automerge.wasm", import.meta.url));
+
+let repo = null;
+let dbName = null;
+let socket = null; // the WebSocketClientAdapter, when syncing
+
+const now = () => performance.now();
+const durable = (handles) => repo.flush(handles.map((h) => h.documentId));
+// Resolves when the network subsystem next announces a peer (the sync server
+// answered our join).
+const nextPeer = () => new Promise((resolve) => repo.networkSubsystem.once("peer", resolve));
+
+// A new document, already durable.
+async function createDurable(initial) {
+  const h = repo.create(initial);
+  await durable([h]);
+  return h;
+}
+
+const bench = {
+  ready: false,
+
+  async open({ db, sync }) {
+    dbName = db;
+    socket = sync ? new WebSocketClientAdapter(sync) : null;
+    repo = new Repo({ storage: new IndexedDBStorageAdapter(db), network: socket ? [socket] : [] });
+    const peer = socket ? nextPeer() : null;
+    await repo.storageId(); // the database is open (and the repo's storage id saved)
+    if (peer) await peer;
+    return {};
+  },
+
+  async w1(n) {
+    const h = await createDurable();
+    const latencies = [];
+    const t0 = now();
+    for (let i = 0; i < n; i++) {
+      const s = now();
+      h.change((d) => {
+        d.n = i;
+      });
+      await durable([h]);
+      latencies.push(now() - s);
+    }
+    return { ms: now() - t0, latencies };
+  },
+
+  async w2(n) {
+    const h = await createDurable();
+    const t0 = now();
+    for (let i = 0; i < n; i++) {
+      h.change((d) => {
+        d.n = i;
+      });
+    }
+    await durable([h]);
+    return { ms: now() - t0 };
+  },
+
+  async w3Prepare(n) {
+    const h = repo.create({ items: [] });
+    for (let i = 0; i < n; i++) {
+      h.change((d) => {
+        d.items.push(i);
+      });
+    }
+    await durable([h]);
+    return { url: h.url };
+  },
+
+  async w3Load(url) {
+    const t0 = now();
+    const h = await repo.find(url);
+    const length = h.doc().items.length;
+    return { ms: now() - t0, length };
+  },
+
+  async idbStats() {
+    return idbStats(dbName);
+  },
+
+  async w4Prepare(n) {
+    const hs = [];
+    for (let i = 0; i < n; i++) hs.push(repo.create({ title: `doc ${i}`, n: i }));
+    await durable(hs);
+    return { urls: hs.map((h) => h.url) };
+  },
+
+  async w4Load(urls) {
+    const t0 = now();
+    const hs = await Promise.all(urls.map((u) => repo.find(u)));
+    let sum = 0;
+    for (const h of hs) sum += h.doc().n;
+    return { ms: now() - t0, sum };
+  },
+
+  async w5Prepare(n) {
+    const hs = [];
+    for (let i = 0; i < n; i++) hs.push(repo.create({ title: `doc ${i}`, n: i }));
+    await durable(hs);
+    return { urls: hs.map((h) => h.url) };
+  },
+
+  // What the runner asks the server to have (hex heads, Automerge.getHeads).
+  async w5Heads(urls) {
+    const heads = {};
+    for (const h of await Promise.all(urls.map((u) => repo.find(u)))) heads[h.url] = Automerge.getHeads(h.doc());
+    return { heads };
+  },
+
+  // The adapter's own disconnect()/connect(): connect() re-joins with the same
+  // peer id; the repo then re-adds the server as a peer and re-syncs every
+  // document it holds with it. Passing the adapter's peerMetadata keeps our
+  // storage id (the repo's networkSubsystem.reconnect() would drop it).
+  async disconnect() {
+    socket.disconnect();
+    return {};
+  },
+
+  async reconnect() {
+    const peer = nextPeer();
+    socket.connect(repo.peerId, socket.peerMetadata);
+    await peer;
+    return {};
+  },
+
+  async w5Change(urls) {
+    const hs = await Promise.all(urls.map((u) => repo.find(u)));
+    for (const h of hs) {
+      h.change((d) => {
+        d.n = d.n + 1;
+      });
+    }
+    await durable(hs);
+    const heads = {};
+    for (const h of hs) heads[h.url] = Automerge.getHeads(h.doc());
+    return { heads };
+  },
+
+  // D1: change() returning is what an app sees as done; nothing is flushed.
+  // The runner SIGKILLs the browser inside benchReported().
+  async d1Start(n) {
+    const h = await createDurable();
+    await window.benchStarted(h.url);
+    for (let i = 0; i < n; i++) {
+      h.change((d) => {
+        d["k" + i] = i;
+      });
+    }
+    await window.benchReported(n);
+    return { url: h.url };
+  },
+
+  async d1Count(url) {
+    try {
+      const h = await repo.find(url, { signal: AbortSignal.timeout(5000) });
+      const count = Object.keys(h.doc()).filter((k) => k.startsWith("k")).length;
+      return { count };
+    } catch {
+      return { count: 0 };
+    }
+  },
+};
+
+window.bench = bench;
+bench.ready = true;

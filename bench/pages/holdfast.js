@@ -1,0 +1,166 @@
+// The holdfast benchmark page: `window.bench` over the holdfast npm package
+// (pkg/, bundled by build.mjs), as bench/README.md's page contract says.
+// "Durable" is holdfast's own report: a change's promise resolves only once
+// its IndexedDB transaction (strict durability) has committed.
+import { Repo } from "../../pkg/index.js";
+import { idbStats } from "./common.js";
+
+let repo = null;
+let dbName = null;
+const handles = new Map(); // url -> DocHandle
+
+async function find(url) {
+  let h = handles.get(url);
+  if (!h) {
+    h = await repo.find(url);
+    handles.set(url, h);
+  }
+  return h;
+}
+
+async function create(initial) {
+  const h = await repo.create(initial);
+  handles.set(h.url, h);
+  return h;
+}
+
+const bench = {
+  ready: false,
+  system: "holdfast",
+
+  async open({ db, sync = null }) {
+    if (repo) throw new Error("a repo is already open in this page");
+    dbName = db;
+    repo = await Repo.open({ indexedDB: db, sync: sync ? [sync] : [] });
+    return { durability: repo.durability };
+  },
+
+  async w1(n) {
+    const h = await create({ n: 0 });
+    const latencies = [];
+    const t0 = performance.now();
+    for (let i = 1; i <= n; i++) {
+      const t = performance.now();
+      await h.change((d) => {
+        d.n = i;
+      });
+      latencies.push(performance.now() - t);
+    }
+    return { ms: performance.now() - t0, latencies };
+  },
+
+  async w2(n) {
+    const h = await create({ n: 0 });
+    const t0 = performance.now();
+    const all = [];
+    for (let i = 1; i <= n; i++) {
+      all.push(
+        h.change((d) => {
+          d.n = i;
+        }),
+      );
+    }
+    await Promise.all(all);
+    return { ms: performance.now() - t0 };
+  },
+
+  async w3Prepare(n) {
+    const h = await create({ items: [] });
+    const all = [];
+    for (let i = 0; i < n; i++) {
+      all.push(
+        h.change((d) => {
+          d.items.push(i);
+        }),
+      );
+    }
+    await Promise.all(all);
+    return { url: h.url };
+  },
+
+  async w3Load(url) {
+    const t0 = performance.now();
+    const h = await find(url);
+    const doc = h.doc();
+    const ms = performance.now() - t0;
+    return { ms, length: doc.items.length };
+  },
+
+  idbStats() {
+    return idbStats(dbName);
+  },
+
+  async w4Prepare(n) {
+    const hs = await Promise.all(Array.from({ length: n }, (_, i) => create({ title: `doc ${i}`, n: i })));
+    return { urls: hs.map((h) => h.url) };
+  },
+
+  async w4Load(urls) {
+    const t0 = performance.now();
+    const hs = await Promise.all(urls.map((u) => find(u)));
+    let sum = 0;
+    for (const h of hs) sum += h.doc().n;
+    return { ms: performance.now() - t0, sum };
+  },
+
+  async w5Prepare(n) {
+    const hs = await Promise.all(Array.from({ length: n }, (_, i) => create({ title: `doc ${i}`, n: i })));
+    return { urls: hs.map((h) => h.url) };
+  },
+
+  async w5WaitServer(urls) {
+    const t0 = performance.now();
+    await Promise.all(urls.map((u) => handles.get(u).whenSynced()));
+    return { ms: performance.now() - t0 };
+  },
+
+  disconnect() {
+    repo.goOffline();
+  },
+
+  reconnect() {
+    repo.goOnline();
+  },
+
+  async w5Change(urls) {
+    const heads = {};
+    await Promise.all(
+      urls.map(async (u) => {
+        heads[u] = await handles.get(u).change((d) => {
+          d.n = d.n + 1;
+        });
+      }),
+    );
+    return { heads };
+  },
+
+  async d1Start(n) {
+    const h = await create({});
+    await window.benchStarted(h.url);
+    let reported = 0;
+    await new Promise((resolve) => {
+      for (let i = 0; i < n; i++) {
+        h.change((d) => {
+          d[`k${i}`] = i;
+        }).then(() => {
+          reported += 1;
+          if (reported === n) resolve();
+        });
+      }
+    });
+    await window.benchReported(reported);
+    return { url: h.url };
+  },
+
+  async d1Count(url) {
+    try {
+      const h = await find(url);
+      return { count: Object.keys(h.doc()).filter((k) => k.startsWith("k")).length };
+    } catch (e) {
+      return { count: 0, error: `${e.name}: ${e.message}` };
+    }
+  },
+};
+
+window.bench = bench;
+bench.ready = true;

@@ -1,0 +1,453 @@
+// make bench: holdfast against automerge-repo 2.5.6, the same workloads in
+// the same run on the same machine (bench/README.md lists them and the page
+// contract). Prints one table (median (min–max) over BENCH_REPS repetitions,
+// a ratio column holdfast / automerge-repo, the issue's target where there
+// is one) and writes every raw figure to bench/results/latest.json and the
+// table to bench/results/latest.md.
+//
+// The two systems alternate inside each repetition, so that a noisy moment
+// of the machine falls on both. Browser workloads run in one persistent
+// Chromium profile (on-disk IndexedDB: a context made with newContext()
+// keeps IndexedDB in memory) with a fresh database per system and workload.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { chromium } from "playwright-core";
+import { buildSite, SITE } from "./build.mjs";
+
+const BENCH = new URL(".", import.meta.url).pathname;
+const ROOT = join(BENCH, "..");
+const TARGET = process.env.CARGO_TARGET_DIR ?? join(ROOT, "target");
+process.env.HOLDFAST_SERVER_BIN ??= join(TARGET, "release", "holdfast-server");
+const { startServer, launchOwnedChromium, within, CHROMIUM } = await import("../tests/e2e/harness.mjs");
+
+const REPS = Number(process.env.BENCH_REPS ?? 5);
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((s) => s.trim().toUpperCase())) : null;
+const W7_SECONDS = Number(process.env.BENCH_W7_SECONDS ?? 10);
+const W7_CLIENTS = (process.env.BENCH_W7_CLIENTS ?? "10,100,1000").split(",").map(Number);
+const SYSTEMS = ["holdfast", "automerge"];
+const LONG = 180_000; // bound of one page call (a workload), reached only on a hang
+
+const runs = (w) => !ONLY || ONLY.has(w);
+const log = (...a) => console.error("bench:", ...a);
+
+// ---------------------------------------------------------------- statistics
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const quantile = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+
+// ---------------------------------------------------------------- the browser
+
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+async function openBenchPage(context, base, system) {
+  const page = await context.newPage();
+  page.benchErrors = [];
+  page.on("pageerror", (e) => page.benchErrors.push(e.message));
+  page.on("console", (m) => m.type() === "error" && page.benchErrors.push(m.text()));
+  await gotoBench(page, `${base}/${system}/`);
+  return page;
+}
+
+async function gotoBench(page, url) {
+  await page.goto(url ?? page.url());
+  await page.waitForFunction(() => window.bench?.ready === true, undefined, { timeout: 30_000 }).catch((e) => {
+    throw new Error(`the bench page ${page.url()} did not load: ${e.message.split("\n")[0]} ${page.benchErrors.join("; ")}`);
+  });
+}
+
+/** Call `bench[method](...args)` in the page. */
+function call(page, method, ...args) {
+  return within(
+    page.evaluate(([m, a]) => window.bench[m](...a), [method, args]),
+    `${page.url()} bench.${method}`,
+    LONG,
+  ).catch((e) => {
+    throw new Error(`${e.message}${page.benchErrors.length ? `\n  page errors: ${page.benchErrors.join("\n  ")}` : ""}`);
+  });
+}
+
+/** Close `page` (and so its repo's database connection), then delete the
+ * IndexedDB database `db` from a fresh page of the same origin, so that
+ * later workloads start from an empty profile. */
+async function dropDb(context, base, system, page, db) {
+  await page.close();
+  const p = await context.newPage();
+  try {
+    await p.goto(`${base}/${system}/`);
+    await within(
+      p.evaluate(
+        (name) =>
+          new Promise((resolve, reject) => {
+            const r = indexedDB.deleteDatabase(name);
+            r.onsuccess = () => resolve();
+            r.onerror = () => reject(r.error);
+          }),
+        db,
+      ),
+      `deleting IndexedDB database ${db}`,
+    );
+  } finally {
+    await p.close();
+  }
+}
+
+// ---------------------------------------------------------------- workloads
+
+let dbSeq = 0;
+const freshDb = (system, w) => `bench-${system}-${w}-${Date.now()}-${dbSeq++}`;
+
+/** W1 and W2 in one page per system and repetition. */
+async function w1w2(context, base, system, rep, out) {
+  const page = await openBenchPage(context, base, system);
+  const db = freshDb(system, "w12");
+  const { durability } = await call(page, "open", { db, sync: null });
+  if (runs("W1")) {
+    const { ms, latencies } = await call(page, "w1", 500);
+    out.W1[system].push({ rate: (500 / ms) * 1000, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), durability });
+  }
+  if (runs("W2")) {
+    const { ms } = await call(page, "w2", 5000);
+    out.W2[system].push({ rate: (5000 / ms) * 1000 });
+  }
+  await dropDb(context, base, system, page, db);
+  log(`${system} rep ${rep}: W1 ${fmt(out.W1[system].at(-1)?.rate)}/s, W2 ${fmt(out.W2[system].at(-1)?.rate)}/s`);
+}
+
+/** W3 and W4: prepared once per system, then REPS × (reload, open, load). */
+async function w3w4(context, base, system, out) {
+  const page = await openBenchPage(context, base, system);
+  const db = freshDb(system, "w34");
+  await call(page, "open", { db, sync: null });
+  let w3url, w4urls;
+  if (runs("W3")) {
+    const t = performance.now();
+    ({ url: w3url } = await call(page, "w3Prepare", 10_000));
+    log(`${system}: W3 document of 10,000 changes stored in ${fmt(performance.now() - t)} ms`);
+  }
+  if (runs("W3")) out.W3storage[system] = await call(page, "idbStats");
+  if (runs("W4")) ({ urls: w4urls } = await call(page, "w4Prepare", 1000));
+  // Repetition -1 is a warm-up, not recorded: the first IndexedDB read of a
+  // freshly started browser is several times slower for both systems.
+  for (let rep = -1; rep < REPS; rep++) {
+    const keep = (w, x) => rep >= 0 && out[w][system].push(x);
+    if (runs("W3")) {
+      await gotoBench(page);
+      await call(page, "open", { db, sync: null });
+      const r = await call(page, "w3Load", w3url);
+      if (r.length !== 10_000) throw new Error(`${system} W3: loaded ${r.length} items, not 10000`);
+      keep("W3", { ms: r.ms });
+    }
+    if (runs("W4")) {
+      await gotoBench(page);
+      await call(page, "open", { db, sync: null });
+      keep("W4", { ms: (await call(page, "w4Load", w4urls)).ms });
+    }
+    if (rep >= 0) log(`${system} rep ${rep}: W3 ${fmt(out.W3[system].at(-1)?.ms)} ms, W4 ${fmt(out.W4[system].at(-1)?.ms)} ms`);
+  }
+  await dropDb(context, base, system, page, db);
+}
+
+/** Count WebSocket frames and bytes from the page, from `start()` until no
+ * frame has passed for `quietMs`. */
+function trafficMeter(page) {
+  const t = { sent: 0, received: 0, sentBytes: 0, receivedBytes: 0, counting: false, last: 0 };
+  const size = (p) => (typeof p === "string" ? Buffer.byteLength(p) : p.length);
+  page.on("websocket", (ws) => {
+    ws.on("framesent", ({ payload }) => {
+      if (!t.counting) return;
+      t.sent++;
+      t.sentBytes += size(payload);
+      t.last = performance.now();
+    });
+    ws.on("framereceived", ({ payload }) => {
+      if (!t.counting) return;
+      t.received++;
+      t.receivedBytes += size(payload);
+      t.last = performance.now();
+    });
+  });
+  return {
+    start() {
+      Object.assign(t, { sent: 0, received: 0, sentBytes: 0, receivedBytes: 0, counting: true, last: performance.now() });
+    },
+    /** Resolves with the counts once `quietMs` passed without a frame. */
+    async quiet(quietMs = 1000) {
+      const end = performance.now() + 60_000;
+      while (performance.now() - t.last < quietMs) {
+        if (performance.now() > end) throw new Error("W5: the connection never went quiet");
+        await new Promise((r) => setTimeout(r, 50)); // the quiet window is measured on the frame clock
+      }
+      t.counting = false;
+      return { sent: t.sent, received: t.received, sentBytes: t.sentBytes, receivedBytes: t.receivedBytes };
+    },
+  };
+}
+
+/** `{ url: heads }` → `{ documentId: heads }` (what the automerge-repo server's wait takes). */
+const byId = (heads) => Object.fromEntries(Object.entries(heads).map(([u, h]) => [u.replace(/^automerge:/, ""), h]));
+
+/** W5: 1,000 documents on the server; offline, change 10, reconnect. */
+async function w5(context, base, system, rep, out) {
+  const dir = mkdtempSync(join(tmpdir(), `bench-w5-${system}-`));
+  const server = system === "holdfast" ? await startServer({ www: SITE }) : await (await import("./w7.mjs")).startAmServer({ dir });
+  const syncUrl = server.ws ?? server.url;
+  try {
+    const page = await openBenchPage(context, base, system);
+    const meter = trafficMeter(page);
+    const db = freshDb(system, "w5");
+    await call(page, "open", { db, sync: syncUrl });
+    const { urls } = await call(page, "w5Prepare", 1000);
+    // Everything is on the server before the disconnect.
+    if (system === "holdfast") await call(page, "w5WaitServer", urls);
+    else await server.wait(byId((await call(page, "w5Heads", urls)).heads));
+    await call(page, "disconnect");
+    const changed = urls.slice(0, 10);
+    const { heads } = await call(page, "w5Change", changed);
+    meter.start();
+    const t0 = performance.now();
+    await call(page, "reconnect");
+    if (system === "holdfast") await call(page, "w5WaitServer", changed);
+    else await server.wait(byId(heads));
+    const ms = performance.now() - t0;
+    const traffic = await meter.quiet();
+    out.W5[system].push({ ms, ...traffic });
+    log(`${system} rep ${rep}: W5 ${fmt(ms)} ms, sent ${traffic.sentBytes} B / ${traffic.sent} msgs, received ${traffic.receivedBytes} B / ${traffic.received} msgs`);
+    await dropDb(context, base, system, page, db);
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** W6: the library alone (site/size, minified by esbuild) and its wasm. */
+function w6(out) {
+  const weigh = (f) => {
+    const b = readFileSync(join(SITE, "size", f));
+    return { raw: b.length, gzip: gzipSync(b, { level: 9 }).length };
+  };
+  out.W6 = {
+    holdfast: { js: weigh("holdfast.js"), wasm: weigh("wasm/holdfast_bg.wasm") },
+    automerge: { js: weigh("automerge.js"), wasm: weigh("automerge.wasm") },
+  };
+}
+
+/** D1: n changes, SIGKILL the browser right after the last is reported,
+ * relaunch on the same profile, count the survivors. */
+async function d1(base, system, trial, out) {
+  const n = 200;
+  const profile = mkdtempSync(join(tmpdir(), `bench-d1-${system}-`));
+  try {
+    let owned = await launchOwnedChromium(profile);
+    let url = null;
+    let reported = 0;
+    let killed;
+    const page = await owned.context.newPage();
+    await page.exposeBinding("benchStarted", (_, u) => {
+      url = u;
+    });
+    await page.exposeBinding("benchReported", async (_, count) => {
+      reported = count;
+      killed ??= owned.kill();
+      await killed;
+    });
+    page.benchErrors = [];
+    await gotoBench(page, `${base}/${system}/`);
+    await call(page, "open", { db: "d1", sync: null });
+    await page.evaluate((k) => window.bench.d1Start(k), n).catch(() => {}); // ends with the kill
+    await within(killed ?? Promise.reject(new Error(`D1 ${system}: the page never reported its changes`)), "the kill");
+    owned = await launchOwnedChromium(profile);
+    const again = await owned.context.newPage();
+    again.benchErrors = [];
+    await gotoBench(again, `${base}/${system}/`);
+    await call(again, "open", { db: "d1", sync: null });
+    const { count, error } = await call(again, "d1Count", url);
+    await owned.close();
+    out.D1[system].push({ reported, survived: count, lost: Math.max(0, reported - count), error });
+    log(`${system} trial ${trial}: D1 reported ${reported}, survived ${count}${error ? ` (${error})` : ""}`);
+  } finally {
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- the table
+
+function fmt(x, digits) {
+  if (x === undefined || x === null || Number.isNaN(x)) return "–";
+  const d = digits ?? (Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2);
+  return x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+}
+
+function summary(xs) {
+  if (!xs?.length) return null;
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
+}
+
+const cell = (s, unit = "") => (s ? `${fmt(s.median)}${unit} (${fmt(s.min)}–${fmt(s.max)})` : "–");
+
+/** Rows: [workload, metric, holdfast summary, automerge summary, better ("higher"|"lower"), target ratio]. */
+function rows(out) {
+  const r = [];
+  const pick = (w, k) => SYSTEMS.map((s) => summary(out[w]?.[s]?.map((x) => x[k])));
+  const row = (w, metric, k, better, target, unit) => {
+    const [h, a] = pick(w, k);
+    if (h || a) r.push({ w, metric, h, a, better, target, unit });
+  };
+  row("W1", "durable changes/s (change, await durable)", "rate", "higher", 1.0);
+  row("W1", "p50 latency ms", "p50", "lower");
+  row("W1", "p99 latency ms", "p99", "lower");
+  row("W2", "5,000 un-awaited changes: changes/s", "rate", "higher", 2.0);
+  row("W3", "cold load of 10,000-change doc: ms", "ms", "lower", 0.5);
+  if (out.W3storage) {
+    const one = (k) => SYSTEMS.map((s) => (out.W3storage[s] ? summary([out.W3storage[s][k]]) : null));
+    const [hr, ar] = one("records");
+    r.push({ w: "W3", metric: "IndexedDB records", h: hr, a: ar, better: "lower" });
+    const [hb, ab] = one("bytes");
+    r.push({ w: "W3", metric: "IndexedDB bytes", h: hb, a: ab, better: "lower" });
+  }
+  row("W4", "find 1,000 docs after reload: ms", "ms", "lower", 0.3);
+  row("W5", "reconnect, 10 of 1,000 changed: ms to server durable", "ms", "lower");
+  row("W5", "bytes sent", "sentBytes", "lower");
+  row("W5", "bytes received", "receivedBytes", "lower");
+  row("W5", "messages sent", "sent", "lower");
+  row("W5", "messages received", "received", "lower");
+  if (out.W6) {
+    const one = (f) => SYSTEMS.map((s) => summary([f(out.W6[s])]));
+    const add = (metric, f, target) => {
+      const [h, a] = one(f);
+      r.push({ w: "W6", metric, h, a, better: "lower", target });
+    };
+    add("JS bytes (minified)", (x) => x.js.raw);
+    add("JS bytes gzip -9", (x) => x.js.gzip);
+    add("wasm bytes", (x) => x.wasm.raw);
+    add("wasm bytes gzip -9", (x) => x.wasm.gzip);
+    add("total gzip -9", (x) => x.js.gzip + x.wasm.gzip, 0.5);
+  }
+  for (const n of Object.keys(out.W7?.holdfast ?? {})) {
+    const get = (s, f) => {
+      const x = out.W7[s]?.[n];
+      return x ? f(x) : null;
+    };
+    const add = (metric, f, better) => {
+      const [h, a] = SYSTEMS.map((s) => get(s, f));
+      r.push({ w: "W7", metric: `${n} clients: ${metric}`, h, a, better });
+    };
+    add("acked changes/s (per 2 s window)", (x) => summary(x.rate_windows), "higher");
+    add("p50 ack ms", (x) => summary([x.p50_ms]), "lower");
+    add("p99 ack ms", (x) => summary([x.p99_ms]), "lower");
+    add("server peak RSS MB", (x) => summary([x.server_peak_rss_kb / 1024]), "lower");
+  }
+  if (out.D1.holdfast.length || out.D1.automerge.length) {
+    const [h, a] = SYSTEMS.map((s) => summary(out.D1[s].map((x) => x.lost)));
+    r.push({ w: "D1", metric: "reported changes lost of 200 (per trial)", h, a, better: "lower", target: "zero" });
+  }
+  return r;
+}
+
+function table(out) {
+  const lines = [
+    "| | metric | holdfast | automerge-repo 2.5.6 | holdfast / automerge-repo | target |",
+    "|---|---|---|---|---|---|",
+  ];
+  const verdicts = [];
+  for (const { w, metric, h, a, better, target } of rows(out)) {
+    const ratio = h && a && a.median !== 0 ? h.median / a.median : null;
+    let t = "";
+    if (target === "zero") {
+      const ok = out.D1.holdfast.every((x) => x.lost === 0);
+      t = `0 in every trial: ${ok ? "met" : "MISSED"}`;
+      verdicts.push({ w, metric, target: "0 lost", ok, ratio: null });
+    } else if (target !== undefined && ratio !== null) {
+      const ok = better === "higher" ? ratio >= target : ratio <= target;
+      t = `${better === "higher" ? "≥" : "≤"} ${target.toFixed(1)}×: ${ok ? "met" : "MISSED"}`;
+      verdicts.push({ w, metric, target, ok, ratio });
+    }
+    const D1cell = (s) => (w === "D1" && s ? `${out.D1[s === h ? "holdfast" : "automerge"].map((x) => x.lost).join(", ")}` : null);
+    lines.push(`| ${w} | ${metric} | ${D1cell(h) ?? cell(h)} | ${D1cell(a) ?? cell(a)} | ${ratio === null ? "–" : `${fmt(ratio, 2)}×`} | ${t} |`);
+  }
+  return { text: lines.join("\n"), verdicts };
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const started = Date.now();
+  const out = { W1: {}, W2: {}, W3: {}, W4: {}, W5: {}, D1: {} };
+  for (const w of Object.keys(out)) for (const s of SYSTEMS) out[w][s] = [];
+
+  await buildSite();
+  const meta = {
+    date: new Date().toISOString(),
+    cores: cpus().length,
+    cpu: cpus()[0]?.model,
+    chromium: execFileSync(CHROMIUM, ["--version"], { encoding: "utf8" }).trim(),
+    node: process.version,
+    commit: (() => {
+      try {
+        return execFileSync("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+      } catch {
+        return null;
+      }
+    })(),
+    reps: REPS,
+    command: "make bench",
+  };
+  log(`${meta.cores} cores, ${meta.chromium}, ${REPS} repetitions`);
+
+  // A server for the pages (and nothing else: W5 starts its own).
+  const web = await startServer({ www: SITE });
+  const profile = mkdtempSync(join(tmpdir(), "bench-profile-"));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS });
+  try {
+    if (runs("W1") || runs("W2")) {
+      for (let rep = 0; rep < REPS; rep++) for (const s of SYSTEMS) await w1w2(context, web.http, s, rep, out);
+    }
+    if (runs("W3") || runs("W4")) {
+      out.W3storage = {};
+      for (const s of SYSTEMS) await w3w4(context, web.http, s, out);
+    }
+    if (runs("W5")) {
+      for (let rep = 0; rep < REPS; rep++) for (const s of SYSTEMS) await w5(context, web.http, s, rep, out);
+    }
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+  if (runs("W6")) w6(out);
+  if (runs("D1")) {
+    for (let trial = 0; trial < REPS; trial++) for (const s of SYSTEMS) await d1(web.http, s, trial, out);
+  }
+  await web.stop();
+  if (runs("W7")) {
+    const { runW7 } = await import("./w7.mjs");
+    out.W7 = await runW7({
+      clients: W7_CLIENTS,
+      seconds: W7_SECONDS,
+      holdfastServerBin: process.env.HOLDFAST_SERVER_BIN,
+      loadBin: join(TARGET, "release", "holdfast-load"),
+      log,
+    });
+  }
+
+  meta.seconds = Math.round((Date.now() - started) / 1000);
+  const { text, verdicts } = table(out);
+  const results = join(BENCH, "results");
+  mkdirSync(results, { recursive: true });
+  writeFileSync(join(results, "latest.json"), JSON.stringify({ meta, results: out, verdicts }, null, 2));
+  const head = `${meta.date.slice(0, 10)} · ${meta.cores} cores (${meta.cpu}) · ${meta.chromium} · node ${meta.node} · commit ${meta.commit} · \`${meta.command}\` · median (min–max) of ${REPS} · ${meta.seconds} s`;
+  writeFileSync(join(results, "latest.md"), `${head}\n\n${text}\n`);
+  console.log(`\n${head}\n\n${text}\n`);
+  for (const v of verdicts) console.log(`${v.ok ? "met   " : "MISSED"} ${v.w} ${v.metric}${v.ratio === null ? "" : `: ${fmt(v.ratio, 2)}×`} (target ${v.target === "0 lost" ? v.target : `${v.target}×`})`);
+  console.log(`\nraw figures: ${join(results, "latest.json")}`);
+}
+
+await main();
