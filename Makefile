@@ -65,7 +65,7 @@ demo:
 # Release builds only: the wasm package (scripts/build-pkg.sh), the server and
 # the W7 load generator. Not part of make test.
 bench:
-	$(SETUP) wasm-target wasm-tools browser playwright bench-deps
+	$(SETUP) wasm-target wasm-bindgen browser playwright bench-deps
 	scripts/build-pkg.sh
 	$(CARGO) build --release -p holdfast-server -p holdfast-load
 	node bench/run.mjs

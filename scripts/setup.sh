@@ -7,6 +7,7 @@
 #   node-test-deps  npm ci in tests/js (golden codec tests against automerge-repo)
 #   wasm-target     rustup target wasm32-unknown-unknown
 #   wasm-tools      wasm-pack 0.15.1 and wasm-bindgen-cli at Cargo.lock's wasm-bindgen version
+#   wasm-bindgen    wasm-bindgen-cli alone (what scripts/build-pkg.sh needs)
 #   browser         Debian chromium + chromium-driver (headless browser tests)
 #   playwright      npm ci in every package under tests/ or www/ that lists playwright-core
 #   bench-deps      npm ci in bench/ (automerge-repo 2.5.6 + adapters, esbuild: make bench)
@@ -131,8 +132,13 @@ locked_wasm_bindgen() {
 }
 
 setup_wasm_tools() {
+    setup_wasm_pack
+    setup_wasm_bindgen
+}
+
+setup_wasm_pack() {
     need cargo "the machine's Rust toolchain"
-    local have want
+    local have
     have=$(installed_version wasm-pack)
     if [[ "$have" == "$WASM_PACK_VERSION" ]]; then
         say wasm-pack "present ($have)"
@@ -140,7 +146,11 @@ setup_wasm_tools() {
         say wasm-pack "installing… (${have:-none} -> $WASM_PACK_VERSION, cargo install, ~2.5 min)"
         timed wasm-pack cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked --force
     fi
+}
 
+setup_wasm_bindgen() {
+    need cargo "the machine's Rust toolchain"
+    local have want
     # The CLI must match the library exactly, or wasm-pack tries to download
     # one (fails here) and then silently builds its own on every run.
     want=$(locked_wasm_bindgen)
@@ -205,7 +215,7 @@ setup_browser() {
 # --- main --------------------------------------------------------------------
 
 usage() {
-    sed -n '4,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -214,7 +224,7 @@ components=()
 for arg in "$@"; do
     case $arg in
         all) components+=(node-test-deps wasm-target wasm-tools browser playwright bench-deps) ;;
-        node-test-deps | wasm-target | wasm-tools | browser | playwright | bench-deps) components+=("$arg") ;;
+        node-test-deps | wasm-target | wasm-tools | wasm-bindgen | browser | playwright | bench-deps) components+=("$arg") ;;
         -h | --help) usage ;;
         *) printf 'setup: unknown component: %s\n' "$arg" >&2; usage ;;
     esac
