@@ -236,8 +236,11 @@ class Recorder {
       this.parents.set(value, { parent, key });
     }
     if (value instanceof Text || value instanceof Counter) {
-      if (!Object.prototype.hasOwnProperty.call(value, HOOK)) {
-        Object.defineProperty(value, HOOK, { value: this, enumerable: false });
+      // The same Text / Counter object serves the next change too (the
+      // handle keeps the draft tree between changes): point it at this
+      // recording.
+      if (value[HOOK] !== this) {
+        Object.defineProperty(value, HOOK, { value: this, enumerable: false, configurable: true });
       }
       return value;
     }

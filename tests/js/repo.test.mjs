@@ -83,3 +83,41 @@ test("many changes in one tick all resolve, in order", async () => {
   assert.equal(h.doc().log.length, 100);
   await repo.close();
 });
+
+test("consecutive changes start from the handle's last draft; a throwing callback leaves nothing behind", async () => {
+  const repo = await Repo.open({ memory: true });
+  const h = await repo.create({ body: new Text("ab"), n: new Counter(0), list: [], m: { x: 0 } });
+  for (let i = 0; i < 5; i++) {
+    await h.change((d) => {
+      d.body.insertAt(d.body.length, String(i));
+      d.n.increment();
+      d.list.push({ i });
+      d.m.x = i;
+    });
+  }
+  const expected = { body: "ab01234", n: 5, list: [0, 1, 2, 3, 4].map((i) => ({ i })), m: { x: 4 } };
+  assert.deepEqual(h.doc(), expected);
+  // Half-edits of a callback that throws must not reach the next change's draft.
+  await assert.rejects(
+    h.change((d) => {
+      d.m.x = 99;
+      d.body.insertAt(0, "Z");
+      d.list.pop();
+      throw new Error("changed my mind");
+    }),
+    /changed my mind/,
+  );
+  await h.change((d) => {
+    assert.equal(d.m.x, 4);
+    assert.equal(d.list.length, 5);
+    d.body.insertAt(0, ">");
+  });
+  assert.deepEqual(h.doc(), { ...expected, body: ">ab01234" });
+  // A Text read in an earlier change belongs to that change only.
+  let kept;
+  await h.change((d) => {
+    kept = d.body;
+  });
+  assert.throws(() => kept.insertAt(0, "late"), /no longer live/);
+  await repo.close();
+});
