@@ -434,7 +434,8 @@ impl Storage for IdbStorage {
             .map_err(|_| StorageError::Aborted("reading records: result is not an array".into()))?;
         let mut out = Vec::with_capacity(values.length() as usize);
         for v in values.iter() {
-            let stored_key = Reflect::get(&v, &JsValue::from_str("key")).unwrap_or(JsValue::UNDEFINED);
+            let stored_key =
+                Reflect::get(&v, &JsValue::from_str("key")).unwrap_or(JsValue::UNDEFINED);
             let key = key_from_js(&stored_key).map_err(|detail| StorageError::Corrupt {
                 key: StorageKey::new([format!("{stored_key:?}")]),
                 detail: format!("a record under {prefix} has no valid `key` field: {detail}"),
