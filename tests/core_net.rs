@@ -572,7 +572,7 @@ fn a_reply_queued_behind_changes_does_not_swallow_their_ack() {
     }
     assert_eq!(s.durable_doc(&doc).unwrap().get_heads(), want);
     assert!(
-        advertised.iter().any(|h| *h == want),
+        advertised.contains(&want),
         "the server never advertised the client's heads {want:?}: {advertised:?}"
     );
 }
