@@ -1,5 +1,5 @@
 // What both benchmark pages share: the size of an IndexedDB database (records
-// and value bytes over all its object stores), and a quantile helper.
+// and value bytes over all its object stores).
 
 // The bytes a stored value holds: every ArrayBuffer / typed array found in it,
 // recursively through arrays and plain objects (e.g. automerge-repo's
@@ -56,11 +56,4 @@ export function idbStats(dbName) {
       };
     };
   });
-}
-
-// The q-quantile (0..1) of `values`, nearest-rank on a sorted copy.
-export function quantile(values, q) {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
 }
