@@ -164,6 +164,53 @@ impl StorageError {
     }
 }
 
+/// Evidence that the store lost records it had once made durable: the
+/// browser discarded the database (IndexedDB's `dataLoss`), or it was
+/// created anew although this origin had used it before. Everything holdfast
+/// reported durable in the database before `detected_at` may be gone; a
+/// document absent from storage may have existed, so the repo never says
+/// "never existed" about it (see [`crate::core::repo::FindError::Lost`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageReset {
+    pub reason: ResetReason,
+    /// When it was detected, in milliseconds since the Unix epoch.
+    pub detected_at: u64,
+    /// What the store or the browser said.
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetReason {
+    /// The browser reported it discarded the data (`dataLoss: "total"`).
+    DataLoss,
+    /// The database was created anew (from version 0, or with a different
+    /// identity) although this origin had opened it before.
+    Recreated,
+}
+
+impl ResetReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetReason::DataLoss => "data-loss",
+            ResetReason::Recreated => "recreated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "data-loss" => Some(ResetReason::DataLoss),
+            "recreated" => Some(ResetReason::Recreated),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for StorageReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.detail, self.reason.as_str())
+    }
+}
+
 /// The storage interface adapters implement (IndexedDB, the server's log,
 /// memory). Futures are not `Send`: browser futures cannot be.
 #[allow(async_fn_in_trait)]

@@ -1,6 +1,6 @@
 //! The commit pipeline (group commit, completion, failure) and loading.
 
-use automerge::Automerge;
+use automerge::{Automerge, ChangeHash};
 
 use super::doc::{Item, Phase};
 use super::types::*;
@@ -18,8 +18,9 @@ pub(super) struct InFlight {
 /// What one commit does for one document.
 struct DocBatch {
     doc: DocumentId,
-    /// The new incremental record: changes in `working` not yet issued.
-    incremental: Option<(StorageKey, Vec<u8>)>,
+    /// The new incremental record: changes in `working` not yet issued, and
+    /// the heads of `working` they bring it to.
+    incremental: Option<(StorageKey, Vec<u8>, Vec<ChangeHash>)>,
     /// A snapshot of `durable` and the records it covers.
     snapshot: Option<(StorageKey, usize, Vec<StorageKey>)>,
     deletes: Vec<StorageKey>,
@@ -78,7 +79,7 @@ impl Repo {
                 if !bytes.is_empty() {
                     let key = StorageKey::chunk(&doc.id, ChunkKind::Incremental, &bytes);
                     commit.puts.push((key.clone(), bytes.clone()));
-                    b.incremental = Some((key, bytes));
+                    b.incremental = Some((key, bytes, doc.issued_heads.clone()));
                 }
             }
             if std::mem::take(&mut doc.want_snapshot)
@@ -162,13 +163,27 @@ impl Repo {
         };
         doc.in_flight = None;
         let before = doc.durable.get_heads();
-        if let Some((key, bytes)) = b.incremental {
-            if let Err(e) = doc.durable.load_incremental(&bytes) {
-                // Bytes we produced ourselves from `working`: cannot happen
-                // unless automerge disagrees with itself.
-                tracing::error!(doc = %id, error = %e, "durable doc rejected committed bytes");
+        if let Some((key, bytes, heads)) = b.incremental {
+            let loaded = doc.durable.load_incremental(&bytes);
+            // `records` lists what a snapshot of `durable` may replace, so a
+            // record goes in only once `durable` holds all of it (every
+            // change up to the heads it was cut at). Bytes we produced
+            // ourselves from `working` always load, unless automerge
+            // disagrees with itself; then the record stays on disk,
+            // loaded on the next open and never deleted by compaction.
+            let missing = heads
+                .iter()
+                .filter(|h| doc.durable.get_change_meta_by_hash(h).is_none())
+                .count();
+            if loaded.is_ok() && missing == 0 {
+                doc.records.insert(key, bytes.len());
+            } else {
+                tracing::error!(
+                    doc = %id, %key, ?loaded, missing,
+                    "the durable document did not take a committed record whole; \
+                     it is kept out of compaction"
+                );
             }
-            doc.records.insert(key, bytes.len());
         }
         if let Some((key, len, covered)) = b.snapshot {
             doc.records.insert(key, len);

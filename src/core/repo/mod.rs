@@ -26,7 +26,7 @@ use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash};
 
 use crate::core::id::DocumentId;
-use crate::core::storage::StorageKey;
+use crate::core::storage::{StorageKey, StorageReset};
 use crate::core::wire::PeerId;
 use doc::{Doc, Item, Pending, Phase};
 pub use types::*;
@@ -47,6 +47,9 @@ pub struct Repo {
     next_find: u64,
     ephemeral_seen: BTreeMap<(PeerId, String), u64>,
     ephemeral_count: u64,
+    /// The store lost data it had once made durable: a document found
+    /// nowhere fails with [`FindError::Lost`], not `Unavailable`.
+    reset: Option<StorageReset>,
 }
 
 impl Repo {
@@ -66,6 +69,7 @@ impl Repo {
             next_find: 1,
             ephemeral_seen: BTreeMap::new(),
             ephemeral_count: 0,
+            reset: None,
         }
     }
 
@@ -96,7 +100,28 @@ impl Repo {
             .map(|d| d.id)
             .collect();
         for id in expired {
-            self.fail_finds(id, FindError::Unavailable);
+            self.fail_finds(id, self.unavailable());
+        }
+    }
+
+    /// The storage adapter found that its store lost data it had made
+    /// durable (see [`StorageReset`]). From now on a document that neither
+    /// storage nor any peer has fails its find with [`FindError::Lost`].
+    /// Peers still serve what they hold: a find asks them as before.
+    pub fn storage_reset(&mut self, reset: StorageReset) {
+        self.reset = Some(reset);
+    }
+
+    /// The reset last reported by [`Repo::storage_reset`].
+    pub fn reset(&self) -> Option<&StorageReset> {
+        self.reset.as_ref()
+    }
+
+    /// Why a document neither storage nor any peer has cannot be found.
+    fn unavailable(&self) -> FindError {
+        match &self.reset {
+            Some(r) => FindError::Lost(r.clone()),
+            None => FindError::Unavailable,
         }
     }
 

@@ -358,7 +358,7 @@ impl Repo {
             return;
         }
         if open.iter().all(|c| doc.unavailable.contains(c)) {
-            self.fail_finds(id, FindError::Unavailable);
+            self.fail_finds(id, self.unavailable());
         }
     }
 

@@ -3,7 +3,7 @@
 use automerge::ChangeHash;
 
 use crate::core::id::DocumentId;
-use crate::core::storage::{Commit, StorageError, StorageKey};
+use crate::core::storage::{Commit, StorageError, StorageKey, StorageReset};
 use crate::core::wire::{DecodeLimits, PeerId, PeerMetadata};
 
 /// Milliseconds on the caller's clock. The core never reads a clock: every
@@ -119,6 +119,10 @@ pub enum FindError {
     /// Not in storage, and no peer had it before the timeout or every peer
     /// said it was unavailable.
     Unavailable,
+    /// Like `Unavailable`, but the local store was reset (see
+    /// [`StorageReset`]): the document may have been stored here before and
+    /// lost with the database, so it must not be reported as never existing.
+    Lost(StorageReset),
     /// The document was deleted while the find waited.
     Deleted,
     Storage(StorageError),
