@@ -97,6 +97,7 @@ impl WasmRepo {
             .ok()
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
+        let mut reset = None;
         let (storage, durability) =
             match (name, memory) {
                 (Some(name), false) => {
@@ -104,6 +105,7 @@ impl WasmRepo {
                         .await
                         .map_err(|e| crate::web::driver::storage_error(&e))?;
                     let d = s.durability().as_str();
+                    reset = s.identity().last_reset().cloned();
                     (AnyStorage::IndexedDb(s), d)
                 }
                 (None, true) => (AnyStorage::Memory(MemoryStorage::new()), "memory"),
@@ -145,8 +147,21 @@ impl WasmRepo {
             // unavailable at once.
             cfg.find_timeout_ms = 0;
         }
+        // Diagnostics: compact after this many incremental records (the
+        // crash test makes compaction constant with a small value).
+        if let Some(n) = Reflect::get(&options, &"compactAfter".into())
+            .ok()
+            .and_then(|v| v.as_f64())
+            .filter(|n| *n >= 1.0)
+        {
+            cfg.compact_after = n as usize;
+        }
+        let mut core = Repo::new(cfg);
+        if let Some(reset) = reset {
+            core.storage_reset(reset);
+        }
         let repo = WasmRepo {
-            driver: Driver::new(Repo::new(cfg), storage),
+            driver: Driver::new(core, storage),
             durability,
             closed: RefCell::new(false),
         };
@@ -160,6 +175,43 @@ impl WasmRepo {
     #[wasm_bindgen(getter)]
     pub fn durability(&self) -> String {
         self.durability.to_string()
+    }
+
+    /// The newest reset of this database the browser made (see
+    /// `web::identity`): `{reason, detectedAt, detail, detectedNow}`, where
+    /// `detectedNow` says whether this open found it; `null` if none.
+    #[wasm_bindgen(getter, js_name = storageReset)]
+    pub fn storage_reset(&self) -> JsValue {
+        let AnyStorage::IndexedDb(s) = self.driver.storage() else {
+            return JsValue::NULL;
+        };
+        let ident = s.identity();
+        let Some(last) = ident.last_reset() else {
+            return JsValue::NULL;
+        };
+        let v = crate::web::identity::reset_to_js(last);
+        let _ = Reflect::set(&v, &"detectedNow".into(), &ident.detected.is_some().into());
+        v
+    }
+
+    /// Diagnostics: the database's identity record and what the browser
+    /// said when this open created or upgraded it (`null` for memory).
+    #[wasm_bindgen(getter, js_name = storageIdentity)]
+    pub fn storage_identity(&self) -> JsValue {
+        match self.driver.storage() {
+            AnyStorage::IndexedDb(s) => s.identity().to_js(),
+            AnyStorage::Memory(_) => JsValue::NULL,
+        }
+    }
+
+    /// Delete IndexedDB database `name` on purpose (no repo may have it
+    /// open): unlike a database the browser discarded, the next open does
+    /// not report a reset.
+    #[wasm_bindgen(js_name = deleteDatabase)]
+    pub async fn delete_database(name: String) -> Result<(), JsValue> {
+        crate::web::idb::delete_database(&name)
+            .await
+            .map_err(|e| crate::web::driver::storage_error(&e))
     }
 
     /// Create a document whose first change applies `ops`; resolves with its
@@ -201,6 +253,36 @@ impl WasmRepo {
         let id = self.live(document_id)?;
         self.driver
             .read(&id, |d| ops::to_js(d, None))
+            .unwrap_or_else(|| Err(not_open(&id)))
+    }
+
+    /// The document as stored (durable), at `heads` (hex change hashes, as
+    /// a `change` event carries them), as plain JS values. This is what a
+    /// `change` event shows: never an edit that is not yet durable.
+    #[wasm_bindgen(js_name = durableDoc)]
+    pub fn durable_doc(&self, document_id: &str, heads: JsValue) -> Result<JsValue, JsValue> {
+        let id = self.live(document_id)?;
+        let heads = parse_heads(&heads)?;
+        self.driver
+            .read_durable(&id, |d| {
+                let mut now = d.get_heads();
+                let mut want = heads.clone();
+                now.sort();
+                want.sort();
+                if now == want {
+                    return ops::to_js(d, None);
+                }
+                if let Some(h) = heads
+                    .iter()
+                    .find(|h| d.get_change_meta_by_hash(h).is_none())
+                {
+                    return Err(js_error(
+                        "DocumentUnavailableError",
+                        &format!("document {id} has no durable change {h}"),
+                    ));
+                }
+                ops::to_js(d, Some(&heads))
+            })
             .unwrap_or_else(|| Err(not_open(&id)))
     }
 
@@ -282,6 +364,14 @@ impl WasmRepo {
         Ok(())
     }
 
+    /// Diagnostics: `cb({puts, snapshots, quarantined, deletes,
+    /// deletePrefixes})` as each commit is handed to IndexedDB (the browser
+    /// crash test aims its kill at compaction commits with it).
+    #[wasm_bindgen(js_name = setCommitObserver)]
+    pub fn set_commit_observer(&self, cb: Option<js_sys::Function>) {
+        self.driver.set_commit_observer(cb);
+    }
+
     /// `"online"` (a sync server is connected), `"connecting"` or `"offline"`.
     #[wasm_bindgen(getter)]
     pub fn status(&self) -> String {
@@ -337,6 +427,22 @@ impl WasmRepo {
     fn live(&self, document_id: &str) -> Result<DocumentId, JsValue> {
         parse_document_id(document_id)
     }
+}
+
+/// Heads given as an array of hex change hashes.
+fn parse_heads(v: &JsValue) -> Result<Vec<automerge::ChangeHash>, JsValue> {
+    let bad = |detail: String| js_error("InvalidHeadsError", &format!("invalid heads: {detail}"));
+    let arr = v
+        .dyn_ref::<Array>()
+        .ok_or_else(|| bad("expected an array of hex change hashes".into()))?;
+    arr.iter()
+        .map(|h| {
+            let s = h
+                .as_string()
+                .ok_or_else(|| bad(format!("{h:?} is not a string")))?;
+            automerge::ChangeHash::from_str(&s).map_err(|e| bad(format!("{s:?}: {e}")))
+        })
+        .collect()
 }
 
 fn not_open(id: &DocumentId) -> JsValue {

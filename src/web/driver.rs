@@ -43,6 +43,13 @@ pub fn storage_error(e: &StorageError) -> JsValue {
     js_error(e.name(), &e.to_string())
 }
 
+/// An ISO 8601 time for messages.
+pub fn iso_time(ms: u64) -> String {
+    js_sys::Date::new(&JsValue::from_f64(ms as f64))
+        .to_iso_string()
+        .into()
+}
+
 pub fn heads_js(heads: &[ChangeHash]) -> JsValue {
     heads
         .iter()
@@ -69,6 +76,8 @@ struct State {
     finds: HashMap<FindId, Waiter>,
     idle: Vec<Function>,
     handler: Option<Function>,
+    /// Diagnostics: told of every commit as it is handed to storage.
+    commit_observer: Option<Function>,
     pump_scheduled: bool,
     timer_at: Option<u64>,
 }
@@ -108,6 +117,7 @@ impl<S: Storage + 'static> Driver<S> {
             finds: HashMap::new(),
             idle: Vec::new(),
             handler: None,
+            commit_observer: None,
             pump_scheduled: false,
             timer_at: None,
         };
@@ -139,6 +149,11 @@ impl<S: Storage + 'static> Driver<S> {
     /// Read a document's working state.
     pub fn read<R>(&self, id: &DocumentId, f: impl FnOnce(&Automerge) -> R) -> Option<R> {
         self.shared.state.borrow().repo.doc(id).map(f)
+    }
+
+    /// Read a document's durable state (what storage holds).
+    pub fn read_durable<R>(&self, id: &DocumentId, f: impl FnOnce(&Automerge) -> R) -> Option<R> {
+        self.shared.state.borrow().repo.durable_doc(id).map(f)
     }
 
     /// A promise settled when `change` is reported: resolved with the
@@ -185,6 +200,31 @@ impl<S: Storage + 'static> Driver<S> {
         self.shared.state.borrow_mut().handler = f;
     }
 
+    /// Diagnostics (crash tests aim their kill with it): `f({puts,
+    /// snapshots, quarantined, deletes, deletePrefixes})` is called as each
+    /// commit is handed to storage, before it can complete.
+    pub fn set_commit_observer(&self, f: Option<Function>) {
+        self.shared.state.borrow_mut().commit_observer = f;
+    }
+
+    fn observe_commit(&self, commit: &crate::core::storage::Commit) {
+        use crate::core::storage::{ChunkKind, RecordKind};
+        let observer = self.shared.state.borrow().commit_observer.clone();
+        let Some(f) = observer else { return };
+        let count = |kind: RecordKind| commit.puts.iter().filter(|(k, _)| k.kind() == kind).count();
+        let o = Object::new();
+        for (k, v) in [
+            ("puts", commit.puts.len()),
+            ("snapshots", count(RecordKind::Chunk(ChunkKind::Snapshot))),
+            ("quarantined", count(RecordKind::Quarantine)),
+            ("deletes", commit.deletes.len()),
+            ("deletePrefixes", commit.delete_prefixes.len()),
+        ] {
+            let _ = Reflect::set(&o, &k.into(), &(v as f64).into());
+        }
+        let _ = f.call1(&JsValue::UNDEFINED, &o);
+    }
+
     fn schedule_pump(&self) {
         let mut st = self.shared.state.borrow_mut();
         if st.pump_scheduled {
@@ -203,6 +243,7 @@ impl<S: Storage + 'static> Driver<S> {
             let Some(effect) = effect else { break };
             match effect {
                 Effect::Commit { task, commit } => {
+                    self.observe_commit(&commit);
                     let this = self.clone();
                     wasm_bindgen_futures::spawn_local(async move {
                         let result = this.shared.storage.commit(commit).await;
@@ -299,6 +340,15 @@ impl<S: Storage + 'static> Driver<S> {
                     FindError::Unavailable => js_error(
                         "DocumentUnavailableError",
                         &format!("document {doc} is not in storage and no peer has it"),
+                    ),
+                    FindError::Lost(reset) => js_error(
+                        "DocumentLostError",
+                        &format!(
+                            "document {doc} is not in storage and no peer has it, but this \
+                             database lost data the browser had stored (detected {}: {reset}); \
+                             the document may have existed here before",
+                            iso_time(reset.detected_at)
+                        ),
                     ),
                     FindError::Deleted => js_error(
                         "DocumentDeletedError",

@@ -46,6 +46,7 @@ use web_sys::{
 };
 
 use crate::core::storage::{Commit, Storage, StorageError, StorageKey};
+use crate::web::identity;
 
 /// The object store holding every record (automerge-repo's name).
 pub const STORE: &str = "documents";
@@ -163,6 +164,8 @@ pub struct IdbStorage {
     name: String,
     db: IdbDatabase,
     state: Rc<State>,
+    /// Set by `open` before it returns.
+    identity: Option<identity::Identity>,
     // Kept alive while installed on `db`; removed from it in `drop`.
     _on_versionchange: Closure<dyn FnMut(Event)>,
     _on_close: Closure<dyn FnMut(Event)>,
@@ -244,10 +247,11 @@ impl IdbStorage {
         db.set_onversionchange(Some(on_versionchange.as_ref().unchecked_ref()));
         db.set_onclose(Some(on_close.as_ref().unchecked_ref()));
 
-        let storage = IdbStorage {
+        let mut storage = IdbStorage {
             name: name.to_string(),
             db,
             state,
+            identity: None,
             _on_versionchange: on_versionchange,
             _on_close: on_close,
         };
@@ -256,7 +260,73 @@ impl IdbStorage {
         let probe = storage.strict_transaction()?;
         storage.state.durability.set(Durability::of(&probe));
         let _ = probe.abort();
+        let upgrade = identity::Upgrade::of_request(&req);
+        storage.identity = Some(identity::identify(&storage, upgrade).await?);
         Ok(storage)
+    }
+
+    /// What this open learned about the database's identity and history:
+    /// whether the browser reset it (see [`identity`]).
+    pub fn identity(&self) -> &identity::Identity {
+        self.identity
+            .as_ref()
+            .expect("set by IdbStorage::open before it returns")
+    }
+
+    /// Read the stored value under `key` as it is (`undefined` if absent).
+    pub(crate) async fn get_value(&self, key: &StorageKey) -> Result<JsValue, StorageError> {
+        let js_key = key_to_js(key);
+        let req = self.read_request("reading a record", |store| store.get(&js_key))?;
+        self.read("reading a record", &req).await
+    }
+
+    /// Store `bytes` under `key` in one strict transaction; with `add`, fail
+    /// with `Ok(false)` instead of overwriting an existing record.
+    pub(crate) async fn put_value(
+        &self,
+        key: &StorageKey,
+        bytes: &[u8],
+        add: bool,
+    ) -> Result<bool, StorageError> {
+        self.check_open()?;
+        let tx = self.strict_transaction()?;
+        let done = transaction_promise(&tx);
+        let js_key = key_to_js(key);
+        let issued = tx.object_store(STORE).and_then(|store| {
+            let value = record(&js_key, bytes)?;
+            let req = if add {
+                store.add_with_key(&value, &js_key)?
+            } else {
+                store.put_with_key(&value, &js_key)?
+            };
+            Ok(req)
+        });
+        let req = match issued {
+            Ok(req) => req,
+            Err(e) => {
+                let _ = tx.abort();
+                let _ = JsFuture::from(done).await;
+                return Err(self.fail("writing a record", &e));
+            }
+        };
+        match JsFuture::from(done).await {
+            Ok(_) => Ok(true),
+            Err(_) => {
+                let name = req
+                    .error()
+                    .ok()
+                    .flatten()
+                    .map(|e| e.name())
+                    .unwrap_or_default();
+                if add && name == "ConstraintError" {
+                    return Ok(false);
+                }
+                Err(match tx.error() {
+                    Some(e) => self.fail("writing a record", &e),
+                    None => StorageError::Aborted("writing a record: transaction aborted".into()),
+                })
+            }
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -489,8 +559,14 @@ impl Storage for IdbStorage {
 /// `versionchange` this causes. If another connection does not close, the
 /// browser reports `blocked`: this returns [`StorageError::Unavailable`] at
 /// once; the deletion stays queued and happens when those connections close.
+///
+/// Deleting through here is not a loss: the origin's memory of the database
+/// is cleared first, so the next open does not report a [`StorageReset`].
+///
+/// [`StorageReset`]: crate::core::storage::StorageReset
 pub async fn delete_database(name: &str) -> Result<(), StorageError> {
     let factory = factory()?;
+    identity::forget(name);
     let req = factory
         .delete_database(name)
         .map_err(|e| map_error(&format!("deleting {name:?}"), &e))?;
@@ -556,6 +632,7 @@ fn on_upgrade_needed(event: Event) {
     else {
         return;
     };
+    identity::record_upgrade(&req, &event);
     let Some(db) = req
         .result()
         .ok()

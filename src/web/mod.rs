@@ -4,5 +4,6 @@
 pub mod api;
 pub mod driver;
 pub mod idb;
+pub mod identity;
 pub mod net;
 pub mod ops;
