@@ -9,7 +9,17 @@ export type HoldfastErrorName =
   | "DocumentUnavailableError"
   | "DocumentDeletedError"
   | "RepoClosedError"
-  | "ChangeRejectedError";
+  | "ChangeRejectedError"
+  /** `find`: not in storage and no peer has it, and this repo's database
+   * was reset by the browser (see `Repo.storageReset`): it may have existed. */
+  | "DocumentLostError"
+  /** `whenSynced()` on a repo opened without sync servers. */
+  | "NoSyncServerError"
+  | "DocumentLoadingError"
+  | "DocumentExistsError"
+  | "InvalidDocumentError"
+  | "InvalidOptionsError"
+  | "StorageCorruptError";
 
 export interface HoldfastError extends Error {
   name: HoldfastErrorName;
@@ -101,7 +111,8 @@ export type Patch =
 
 export interface DocHandleChangeEvent<T> {
   handle: DocHandle<T>;
-  /** The document when the change became durable. */
+  /** The durable document at `heads`: exactly what is on disk. Never
+   * includes an edit made after this change that is not yet saved. */
   doc: Materialized<T>;
   patches: Patch[];
   /** Whether the durable change came from this repo, from peers, or both
@@ -135,7 +146,24 @@ export type SyncState = "on-server" | "local-only";
 /** `"online"`: a sync server is connected. */
 export type ConnectionStatus = "online" | "connecting" | "offline";
 
+/** The browser reset the repo's IndexedDB database: records holdfast had
+ * made durable there may be gone. */
+export interface StorageReset {
+  /** `"data-loss"`: the browser said it discarded the data (`dataLoss`);
+   * `"recreated"`: the database was created anew although this origin had
+   * used it before. */
+  reason: "data-loss" | "recreated";
+  /** When it was detected (ms since the epoch). */
+  detectedAt: number;
+  detail: string;
+  /** Whether this open detected it (else an earlier one did). */
+  detectedNow: boolean;
+}
+
 export interface RepoEvents {
+  /** Fires once, in a task after `Repo.open` resolved, when that open found
+   * the database reset. */
+  "storage-reset": (e: StorageReset) => void;
   peer: (e: { peerId: string; connected: boolean }) => void;
   status: (e: { status: ConnectionStatus }) => void;
   "storage-error": (e: { error: HoldfastError; documentIds: DocumentId[] }) => void;
@@ -147,7 +175,10 @@ export class DocHandle<T = Record<string, unknown>> {
   readonly documentId: DocumentId;
   readonly url: AutomergeUrl;
   readonly isDeleted: boolean;
-  /** The document now, as plain JS. */
+  /** What the app sees now, as plain JS, INCLUDING edits not yet saved (a
+   * `change` applies here at once, before its promise resolves; if its write
+   * fails the document returns to its last durable state). The durable
+   * document is the `doc` of the `change` event. */
   doc(): Materialized<T>;
   heads(): Heads;
   /** Record `fn`'s edits as one change. Resolves with the new heads once the
@@ -157,7 +188,8 @@ export class DocHandle<T = Record<string, unknown>> {
   readonly syncState: SyncState;
   /** Resolves when a sync server has every local change on its disk.
    * Rejects with `RepoClosedError` / `DocumentDeletedError` if the repo is
-   * closed or the document deleted first. */
+   * closed or the document deleted first, and at once with
+   * `NoSyncServerError` on a repo opened without `sync`. */
   whenSynced(): Promise<void>;
   /** Send an ephemeral message (JSON-able value or bytes) to peers of this document. */
   broadcast(data: unknown): void;
@@ -180,7 +212,14 @@ export class Repo {
   private constructor();
   /** Open a repo persisted in IndexedDB database `indexedDB`, or in memory. */
   static open(options: RepoOptions): Promise<Repo>;
+  /** Delete IndexedDB database `name` on purpose (close its repos first);
+   * reopening it is then no `storage-reset`. */
+  static deleteDatabase(name: string, options?: { wasm?: WasmSource }): Promise<void>;
   readonly durability: Durability;
+  /** Whether the repo was opened with sync servers. */
+  readonly syncing: boolean;
+  /** The newest reset of this repo's database, or null. */
+  readonly storageReset: StorageReset | null;
   readonly closed: boolean;
   readonly status: ConnectionStatus;
   /** Peers connected now. */
@@ -190,7 +229,10 @@ export class Repo {
   goOnline(): void;
   /** Create a document; resolves once its initial state is durable. */
   create<T extends object = Record<string, unknown>>(initial?: T): Promise<DocHandle<T>>;
-  /** Open a document from memory, storage, or peers. Heads in the URL are ignored. */
+  /** Open a document from memory, storage, or peers. Heads in the URL are
+   * ignored. Rejects with `DocumentUnavailableError` when neither storage
+   * nor a peer has it, or `DocumentLostError` when, in addition, the
+   * database was reset (`storageReset`). */
   find<T = Record<string, unknown>>(url: AutomergeUrl | DocumentId | DocHandle<T>): Promise<DocHandle<T>>;
   delete(url: AutomergeUrl | DocumentId | DocHandle<unknown>): Promise<void>;
   /** The document's durable history (automerge save format). */

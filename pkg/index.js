@@ -12,7 +12,8 @@
 //                                     synchronously, resolved when durable
 //   wasmRepo.find(documentId) -> Promise<void>
 //   wasmRepo.doc(documentId) -> any          plain JS of the working document
-//   wasmRepo.draft(documentId) -> any        same, text and counters as $holdfast markers
+//   wasmRepo.durableDoc(documentId, heads) -> any   the durable document at heads
+//   wasmRepo.draft(documentId) -> any        same, text and counters as typed values (draft.js)
 //   wasmRepo.heads(documentId) -> string[]   hex
 //   wasmRepo.export(documentId) -> Uint8Array
 //   wasmRepo.import(bytes) -> Promise<string documentId>
@@ -22,6 +23,8 @@
 //       {type:"storage-error", documentIds, error}
 //       {type:"storage-repaired", documentId, quarantined}
 //   wasmRepo.close() -> Promise<void>
+//   wasmRepo.storageReset -> null | {reason, detectedAt, detail, detectedNow}
+//   WasmRepo.deleteDatabase(name) -> Promise<void>
 //
 // Errors thrown by WasmRepo are Errors with a stable `name` (see ERROR_NAMES)
 // and are passed through unchanged; the wrapper throws the same names where it
@@ -40,6 +43,13 @@ export const ERROR_NAMES = Object.freeze([
   "DocumentDeletedError",
   "RepoClosedError",
   "ChangeRejectedError",
+  "DocumentLostError",
+  "NoSyncServerError",
+  "DocumentLoadingError",
+  "DocumentExistsError",
+  "InvalidDocumentError",
+  "InvalidOptionsError",
+  "StorageCorruptError",
 ]);
 
 function error(name, message) {
@@ -183,7 +193,13 @@ export class DocHandle extends Emitter {
     return this.#repo._inner();
   }
 
-  /** The document now, as plain JS (text as strings, counters as numbers). */
+  /**
+   * What the app sees now, as plain JS (text as strings, counters as
+   * numbers), INCLUDING edits not yet saved: a `change(fn)` is applied here
+   * at once, before its promise resolves. (If its write then fails, the
+   * document returns to its last durable state and `storage-error` fires.)
+   * For what is on disk, use the `doc` of a `change` event.
+   */
   doc() {
     return this.#inner().doc(this.#id);
   }
@@ -239,6 +255,10 @@ export class DocHandle extends Emitter {
     if (this.syncState === "on-server") return Promise.resolve();
     if (this.#deleted) return Promise.reject(error("DocumentDeletedError", `document ${this.url} was deleted`));
     if (this.#repo.closed) return Promise.reject(error("RepoClosedError", "the repo is closed"));
+    if (!this.#repo.syncing) {
+      // Nothing would ever settle it: no server will be connected.
+      return Promise.reject(error("NoSyncServerError", `whenSynced(): this repo has no sync server (open it with { sync: "ws://…" })`));
+    }
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
       const check = () => {
@@ -305,7 +325,7 @@ export class Repo extends Emitter {
    * WebAssembly.Module); by default it is loaded next to this file.
    */
   static async open(options = {}) {
-    const { indexedDB, memory, wasm, sync, _binding } = options;
+    const { indexedDB, memory, wasm, sync, _binding, _compactAfter } = options;
     if (memory === true && indexedDB !== undefined) {
       throw new TypeError("Repo.open takes either { indexedDB } or { memory: true }, not both");
     }
@@ -314,15 +334,54 @@ export class Repo extends Emitter {
     }
     const mod = _binding ?? (await loadBinding(wasm));
     const urls = sync === undefined ? [] : Array.isArray(sync) ? sync : [sync];
-    const inner = await mod.WasmRepo.open(memory === true ? { memory: true, sync: urls } : { indexedDB, sync: urls });
-    return new Repo(inner);
+    const inner = await mod.WasmRepo.open({ ...(memory === true ? { memory: true } : { indexedDB }), sync: urls, compactAfter: _compactAfter });
+    return new Repo(inner, { syncing: urls.length > 0 });
   }
 
+  /**
+   * Delete IndexedDB database `name` on purpose (close every repo on it
+   * first). Unlike a database the browser discarded, reopening it then does
+   * not report `storage-reset`.
+   */
+  static async deleteDatabase(name, { wasm, _binding } = {}) {
+    if (typeof name !== "string" || name === "") throw new TypeError("deleteDatabase(name) needs a database name");
+    const mod = _binding ?? (await loadBinding(wasm));
+    await mod.WasmRepo.deleteDatabase(name);
+  }
+
+  #syncing;
+
   /** @internal use Repo.open */
-  constructor(inner) {
+  constructor(inner, { syncing = false } = {}) {
     super();
     this.#inner = inner;
+    this.#syncing = syncing;
     inner.setEventHandler((ev) => this.#dispatch(ev));
+    const reset = this.storageReset;
+    if (reset?.detectedNow) {
+      // After open() resolves and its caller had a chance to subscribe
+      // (a later task); `repo.storageReset` says the same at any time.
+      setTimeout(() => {
+        if (!this.#closed) this.emit("storage-reset", reset);
+      }, 0);
+    }
+  }
+
+  /** Whether this repo was opened with sync servers. */
+  get syncing() {
+    return this.#syncing;
+  }
+
+  /**
+   * The newest time the browser reset this repo's IndexedDB database, or
+   * null: `{ reason: "data-loss" | "recreated", detectedAt, detail,
+   * detectedNow }`. After a reset, records this repo had made durable may be
+   * gone: documents the sync server holds come back with `find`; a document
+   * found nowhere rejects with `DocumentLostError`, not
+   * `DocumentUnavailableError`.
+   */
+  get storageReset() {
+    return this.#inner.storageReset ?? null;
   }
 
   /** "strict" (IndexedDB strict durability), "default" (the browser ignores
@@ -422,10 +481,11 @@ export class Repo extends Emitter {
       case "change": {
         const h = this.#handles.get(ev.documentId);
         if (this.#closed || !h || h.listenerCount("change") === 0) return;
-        // Materialized now, at the moment the change became durable.
+        // The durable document at the event's heads: exactly what is on
+        // disk, never an edit made since that is not yet saved.
         let doc;
         try {
-          doc = this.#inner.doc(ev.documentId);
+          doc = this.#inner.durableDoc(ev.documentId, ev.heads);
         } catch (e) {
           // Never throw into the wasm event loop; surface it like a listener error.
           queueMicrotask(() => {
