@@ -235,15 +235,14 @@ export class DocHandle extends Emitter {
    * the heads and so invalidates it. */
   #draft = null;
 
-  #onServer = new Map(); // peerId -> whether its durable heads cover ours
-
   /**
    * "on-server" when a connected sync server's advertised (durable) heads
-   * cover every local head of this document, else "local-only".
+   * cover every local head of this document, else "local-only". Kept by
+   * the repo for every document, so a handle made after the engine
+   * reported it (e.g. by a find that received the document) starts right.
    */
   get syncState() {
-    for (const v of this.#onServer.values()) if (v) return "on-server";
-    return "local-only";
+    return this.#repo._syncStateOf(this.#id);
   }
 
   /**
@@ -294,13 +293,9 @@ export class DocHandle extends Emitter {
     this.#inner().broadcast(this.#id, bytes);
   }
 
-  /** @internal */
-  _syncState(peerId, onServer) {
-    const before = this.syncState;
-    if (onServer === undefined) this.#onServer.delete(peerId);
-    else this.#onServer.set(peerId, onServer);
-    const after = this.syncState;
-    if (before !== after || onServer !== undefined) this.emit("sync-state", { handle: this, state: after, peerId });
+  /** @internal The repo updated peer `peerId`'s coverage of this document. */
+  _syncState(peerId) {
+    this.emit("sync-state", { handle: this, state: this.syncState, peerId });
   }
 
   /** @internal */
@@ -318,6 +313,34 @@ export class Repo extends Emitter {
   #closed = false;
   #handles = new Map();
   #peers = new Set();
+  /** documentId -> (peerId -> whether that peer's advertised heads cover
+   * ours), for EVERY document the engine reported on, with a handle or not:
+   * the report for a document arriving from a server comes before `find`
+   * resolves (its handle does not exist yet), and coverage then does not
+   * change again, so nothing later would tell the handle. */
+  #coverage = new Map();
+
+  /** @internal "on-server" if a connected peer's heads cover document `id`'s. */
+  _syncStateOf(id) {
+    for (const v of this.#coverage.get(id)?.values() ?? []) if (v) return "on-server";
+    return "local-only";
+  }
+
+  /** Record peer `peerId`'s coverage of document `id` (`undefined`: the peer
+   * is gone) and tell its handle, if there is one: of every report, and of a
+   * peer leaving when that changed the state. */
+  #setCoverage(id, peerId, onServer) {
+    const before = this._syncStateOf(id);
+    let peers = this.#coverage.get(id);
+    if (onServer === undefined) {
+      if (!peers?.delete(peerId)) return;
+      if (peers.size === 0) this.#coverage.delete(id);
+    } else {
+      if (!peers) this.#coverage.set(id, (peers = new Map()));
+      peers.set(peerId, onServer);
+    }
+    if (onServer !== undefined || this._syncStateOf(id) !== before) this.#handles.get(id)?._syncState(peerId);
+  }
 
   /**
    * Open a repo: `{ indexedDB: "db-name" }` (persistent) or `{ memory: true }`.
@@ -508,14 +531,14 @@ export class Repo extends Emitter {
         return;
       }
       case "sync-state": {
-        this.#handles.get(ev.documentId)?._syncState(ev.peerId, ev.onServer);
+        this.#setCoverage(ev.documentId, ev.peerId, ev.onServer);
         return;
       }
       case "peer": {
         if (ev.connected) this.#peers.add(ev.peerId);
         else {
           this.#peers.delete(ev.peerId);
-          for (const h of this.#handles.values()) h._syncState(ev.peerId, undefined);
+          for (const id of [...this.#coverage.keys()]) this.#setCoverage(id, ev.peerId, undefined);
         }
         this.emit("peer", { peerId: ev.peerId, connected: ev.connected });
         return;
