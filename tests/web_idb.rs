@@ -54,6 +54,17 @@ fn unique(test: &str) -> String {
     )
 }
 
+/// Every record of the store but holdfast's own identity record (see
+/// `holdfast::web::identity`), which every open writes.
+async fn all_records(s: &IdbStorage) -> Vec<(StorageKey, Vec<u8>)> {
+    let meta = key(&holdfast::web::identity::META_KEY);
+    let mut all = s.range(&key(&[])).await.unwrap();
+    let before = all.len();
+    all.retain(|(k, _)| *k != meta);
+    assert_eq!(before - all.len(), 1, "the identity record is there");
+    all
+}
+
 fn key(parts: &[&str]) -> StorageKey {
     StorageKey::new(parts.iter().copied())
 }
@@ -212,7 +223,7 @@ async fn puts_deletes_ranges_and_reopen() {
     let s = IdbStorage::open(&name).await.unwrap();
     assert_eq!(s.commits(), 0);
     assert_eq!(
-        s.range(&key(&[])).await.unwrap(),
+        all_records(&s).await,
         vec![
             (key(&["ab", "x"]), b"sibling".to_vec()),
             (key(&["b", "x"]), b"B".to_vec()),
@@ -369,7 +380,7 @@ async fn deleting_the_database_underneath_fails_the_next_commit_promptly() {
 
     // The database is really gone.
     let s = IdbStorage::open(&name).await.unwrap();
-    assert_eq!(s.range(&key(&[])).await.unwrap(), vec![]);
+    assert_eq!(all_records(&s).await, vec![]);
     drop(s);
     delete_database(&name).await.unwrap();
 }
@@ -391,7 +402,7 @@ async fn a_commit_in_flight_completes_before_a_delete_closes_us() {
     assert_unavailable(s.commit(puts(&[(&["d", "2"], b"2")])).await, "commit");
     drop(s);
     let s = IdbStorage::open(&name).await.unwrap();
-    assert_eq!(s.range(&key(&[])).await.unwrap(), vec![]);
+    assert_eq!(all_records(&s).await, vec![]);
     drop(s);
     delete_database(&name).await.unwrap();
 }
@@ -425,7 +436,7 @@ async fn a_delete_blocked_by_a_foreign_connection_fails_after_a_bounded_wait() {
     // open queued behind it sees the empty database.
     foreign.close();
     let s = IdbStorage::open(&name).await.unwrap();
-    assert_eq!(s.range(&key(&[])).await.unwrap(), vec![]);
+    assert_eq!(all_records(&s).await, vec![]);
     drop(s);
     delete_database(&name).await.unwrap();
 }
@@ -468,4 +479,85 @@ async fn a_newer_database_version_is_unavailable() {
     }
     delete_database(&name).await.unwrap();
     delete_database(&other).await.unwrap();
+}
+
+/// Delete a database behind holdfast's back (as the browser does when it
+/// discards one).
+async fn delete_raw(name: &str) {
+    let req = factory().delete_database(name).unwrap();
+    settle(&req).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_database_recreated_underneath_is_detected_as_a_reset() {
+    use holdfast::core::storage::ResetReason;
+    let name = unique("identity");
+    let s = IdbStorage::open(&name).await.unwrap();
+    let first = s.identity().clone();
+    assert_eq!(first.identity.len(), 32, "a random 128-bit identity");
+    assert_eq!(first.upgrade.as_ref().map(|u| u.old_version), Some(0));
+    assert!(first.detected.is_none() && first.resets.is_empty());
+    drop(s);
+
+    // Reopened as it was: the same identity, nothing to report.
+    let s = IdbStorage::open(&name).await.unwrap();
+    assert_eq!(s.identity().identity, first.identity);
+    assert!(s.identity().upgrade.is_none());
+    assert!(s.identity().detected.is_none());
+    drop(s);
+
+    // Deleted behind our back and recreated by the next open.
+    delete_raw(&name).await;
+    let s = IdbStorage::open(&name).await.unwrap();
+    let ident = s.identity().clone();
+    let reset = ident.detected.clone().expect("the reset is detected");
+    assert_eq!(reset.reason, ResetReason::Recreated);
+    assert!(reset.detail.contains(&first.identity), "{}", reset.detail);
+    assert_ne!(ident.identity, first.identity);
+    assert_eq!(ident.resets, vec![reset.clone()]);
+    drop(s);
+
+    // Remembered by the database, reported once.
+    let s = IdbStorage::open(&name).await.unwrap();
+    assert!(s.identity().detected.is_none());
+    assert_eq!(s.identity().last_reset(), Some(&reset));
+    drop(s);
+
+    // Deleted on purpose through holdfast: a fresh start.
+    delete_database(&name).await.unwrap();
+    let s = IdbStorage::open(&name).await.unwrap();
+    assert!(s.identity().detected.is_none() && s.identity().resets.is_empty());
+    drop(s);
+    delete_database(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn the_browser_reporting_data_loss_is_a_reset() {
+    use holdfast::core::storage::ResetReason;
+    use holdfast::web::identity::{identify, Upgrade};
+    let name = unique("dataloss");
+    let s = IdbStorage::open(&name).await.unwrap();
+    // What Chromium's `upgradeneeded` says after discarding a corrupt
+    // backing store (it cannot be provoked from a page).
+    let upgrade = Upgrade {
+        old_version: 0,
+        data_loss: "total".into(),
+        data_loss_message: "the backing store was corrupt".into(),
+    };
+    let ident = identify(&s, Some(upgrade.clone())).await.unwrap();
+    let reset = ident.detected.expect("detected");
+    assert_eq!(reset.reason, ResetReason::DataLoss);
+    assert!(
+        reset.detail.contains("backing store was corrupt"),
+        "{}",
+        reset.detail
+    );
+    // "none" is no loss.
+    let none = Upgrade {
+        data_loss: "none".into(),
+        ..upgrade
+    };
+    assert!(identify(&s, Some(none)).await.unwrap().detected.is_none());
+    drop(s);
+    delete_database(&name).await.unwrap();
 }

@@ -262,6 +262,9 @@ impl IdbStorage {
         let _ = probe.abort();
         let upgrade = identity::Upgrade::of_request(&req);
         storage.identity = Some(identity::identify(&storage, upgrade).await?);
+        // The identity read's transaction may still be active: later reads
+        // start their own (a connection closed underneath then fails them).
+        storage.state.reader.borrow_mut().take();
         Ok(storage)
     }
 

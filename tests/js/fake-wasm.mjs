@@ -1,7 +1,10 @@
 // A stand-in for the generated WasmRepo (pkg/wasm/holdfast.js) so that the
 // JS wrapper and its op recording are tested without wasm. Documents are kept
-// in the draft (marker) form; ops are applied by a small JS interpreter of
+// in the draft form (text and counters as typed values tagged with
+// Symbol.for("holdfast.type")); ops are applied by a small JS interpreter of
 // the op list described in src/web/ops.rs.
+
+import { TYPE } from "../../pkg/draft.js";
 
 function rejected(message) {
   const e = new Error(message);
@@ -10,7 +13,16 @@ function rejected(message) {
 }
 
 function isMarker(v, kind) {
-  return v !== null && typeof v === "object" && !Array.isArray(v) && v.$holdfast === kind;
+  return v !== null && typeof v === "object" && v[TYPE] === kind;
+}
+
+/** structuredClone, keeping the typed values' symbol tags (structuredClone drops them). */
+function clone(v) {
+  if (v === null || typeof v !== "object" || v instanceof Date || v instanceof Uint8Array) return structuredClone(v);
+  if (Array.isArray(v)) return v.map(clone);
+  const out = v[TYPE] === undefined ? {} : { [TYPE]: v[TYPE] };
+  for (const k of Object.keys(v)) Object.defineProperty(out, k, { value: clone(v[k]), enumerable: true, writable: true, configurable: true });
+  return out;
 }
 
 function resolve(root, path) {
@@ -35,9 +47,9 @@ export function applyOps(root, ops) {
         if (op.value === undefined) throw rejected("put needs a value");
         if (Array.isArray(obj)) {
           if (op.key >= obj.length) throw rejected("index out of range");
-          obj[op.key] = structuredClone(op.value);
+          obj[op.key] = clone(op.value);
         } else {
-          Object.defineProperty(obj, op.key, { value: structuredClone(op.value), enumerable: true, writable: true, configurable: true });
+          Object.defineProperty(obj, op.key, { value: clone(op.value), enumerable: true, writable: true, configurable: true });
         }
         break;
       case "del":
@@ -52,7 +64,7 @@ export function applyOps(root, ops) {
       case "insert":
         if (!Array.isArray(obj)) throw rejected("not a list");
         if (op.index > obj.length) throw rejected("index out of range");
-        obj.splice(op.index, 0, ...structuredClone(op.values));
+        obj.splice(op.index, 0, ...clone(op.values));
         break;
       case "splice": {
         if (!isMarker(obj, "text")) throw rejected("not a text");
@@ -76,7 +88,7 @@ function plain(v) {
   if (Array.isArray(v)) return v.map(plain);
   if (isMarker(v, "text") || isMarker(v, "counter")) return v.value;
   const out = {};
-  for (const k of Object.keys(v)) out[k] = plain(v[k]);
+  for (const k of Object.keys(v)) Object.defineProperty(out, k, { value: plain(v[k]), enumerable: true, writable: true, configurable: true });
   return out;
 }
 
@@ -123,11 +135,12 @@ export class FakeWasmRepo {
   async change(id, ops) {
     const d = this.#doc(id);
     this.sent.push(ops);
-    const next = structuredClone(d.root);
+    const next = clone(d.root);
     applyOps(next, ops); // synchronously, before the promise, like the real one
     d.root = next;
     d.version += 1;
     const heads = [d.version.toString(16).padStart(64, "0")];
+    (d.durable ??= new Map()).set(heads[0], next);
     await Promise.resolve(); // "durable"
     this.handler?.({ type: "change", documentId: id, source: "local", heads, patches: [] });
     return heads;
@@ -141,8 +154,14 @@ export class FakeWasmRepo {
     return plain(this.#doc(id).root);
   }
 
+  /** The document as it was when `heads` became durable. */
+  durableDoc(id, heads) {
+    const d = this.#doc(id);
+    return plain(d.durable?.get(heads[0]) ?? d.root);
+  }
+
   draft(id) {
-    return structuredClone(this.#doc(id).root);
+    return clone(this.#doc(id).root);
   }
 
   heads(id) {
