@@ -30,19 +30,36 @@
 // kept (page cache); this catches reporting before IndexedDB committed, not
 // a lost fsync on power failure.
 //
+// Aimed kills: in a seeded share of the launches (HOLDFAST_CRASH_AIMED) the
+// repo compacts after every 4 incremental records, and the kill is aimed at
+// the moment a compaction commit (a snapshot put, or the deletion of the
+// records a snapshot covers, or a quarantine move) is handed to IndexedDB:
+// the page reports each such commit through an exposed function and node
+// kills 0-4 ms after the n-th one (n seeded, 1-3).
+//
+// When a relaunch cannot find a document, or holdfast reports that the
+// browser reset the database, the test prints what tells the causes apart:
+// the database's version and object stores, every key under each document's
+// prefix, the quarantine keys, holdfast's identity record, what the
+// browser's `upgradeneeded` said (oldVersion, dataLoss, dataLossMessage),
+// the page's console, and the files of the profile's IndexedDB directory.
+//
 //   HOLDFAST_CRASH_ROUNDS  rounds that reported changes (default 20)
 //   HOLDFAST_CRASH_SEED    replay the kill delays of a printed seed
+//   HOLDFAST_CRASH_AIMED   share of launches with aimed kills (default 0.5)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startServer, launchOwnedChromium, openPageIn, call, within } from "./harness.mjs";
 
 const ROUNDS = Number(process.env.HOLDFAST_CRASH_ROUNDS ?? 20);
 const SEED = Number(process.env.HOLDFAST_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 32));
+const AIMED = Number(process.env.HOLDFAST_CRASH_AIMED ?? 0.5);
 const IN_FLIGHT = 20;
 const DELAY_MS = [50, 1500]; // kill this long after the change loop started
+const COMPACT_AFTER = 4; // aimed launches: compaction all the time
 const DB = "holdfast-crash";
 
 /** mulberry32: a small seeded PRNG, uniform in [0, 1). */
@@ -81,16 +98,85 @@ function present(doc) {
   return ns.sort((a, b) => a - b);
 }
 
+/**
+ * Everything that tells a lost record from a database the browser reset,
+ * read straight from IndexedDB in the page (not through holdfast).
+ */
+function inspectDatabase([db, ids]) {
+  const req = (r) => new Promise((res, rej) => ((r.onsuccess = () => res(r.result)), (r.onerror = () => rej(r.error))));
+  return (async () => {
+    const out = { databases: (await indexedDB.databases?.())?.map((d) => `${d.name} v${d.version}`) };
+    const open = indexedDB.open(db);
+    open.onupgradeneeded = (e) => (out.upgradeOnInspect = { oldVersion: e.oldVersion, dataLoss: e.dataLoss, dataLossMessage: e.dataLossMessage });
+    const conn = await req(open);
+    out.version = conn.version;
+    out.stores = [...conn.objectStoreNames];
+    if (out.stores.includes("documents")) {
+      const store = conn.transaction("documents").objectStore("documents");
+      const keys = await req(store.getAllKeys());
+      out.records = keys.length;
+      const meta = await req(store.get(["$holdfast", "database"]));
+      out.identityRecord = meta ? new TextDecoder().decode(meta.binary) : null;
+      out.documents = ids.map((id) => ({ id, keys: keys.filter((k) => k[0] === id && k[1] !== "quarantine").map((k) => k.slice(1).join("/")) }));
+      out.quarantine = keys.filter((k) => k[1] === "quarantine").map((k) => k.join("/"));
+      out.otherPrefixes = [...new Set(keys.map((k) => k[0]).filter((p) => !ids.includes(p)))];
+    }
+    conn.close();
+    out.repo = { storageReset: window.hf.repo?.storageReset ?? null, identity: window.hf.repo?._inner().storageIdentity ?? null };
+    out.log = window.hf.log.filter((e) => e.type.startsWith("storage"));
+    return out;
+  })();
+}
+
+/** The files of the profile's IndexedDB directory, with sizes. */
+function indexedDbFiles(profile) {
+  const root = join(profile, "Default", "IndexedDB");
+  const out = [];
+  const walk = (d) => {
+    let entries = [];
+    try {
+      entries = readdirSync(d);
+    } catch (e) {
+      out.push(`${d}: ${e.code}`);
+      return;
+    }
+    for (const name of entries) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else out.push(`${p.slice(root.length + 1)} ${st.size} B`);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+async function diagnose(page, docs) {
+  const ids = docs.map((d) => d.url.slice("automerge:".length));
+  const db = await within(page.evaluate(inspectDatabase, [DB, ids]), "reading IndexedDB directly", 10_000).catch((e) => ({ unreadable: e.message }));
+  return [
+    `database: ${JSON.stringify(db, null, 1)}`,
+    `profile IndexedDB files:\n  ${indexedDbFiles(dir).join("\n  ")}`,
+    `page console (last ${page.hfConsole?.length ?? 0} lines):\n  ${(page.hfConsole ?? []).join("\n  ")}`,
+    `rounds: ${docs.map((d) => `${d.round}:${d.url.slice(10, 18)}…(${d.found ?? "?"} found, ${d.kill})`).join(" ")}`,
+  ].join("\n");
+}
+
 test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} rounds)`, { timeout: 60_000 + ROUNDS * 12_000 }, async () => {
   const rand = prng(SEED);
-  console.log(`crash: seed ${SEED} (replay with HOLDFAST_CRASH_SEED=${SEED}), ${ROUNDS} rounds, ${IN_FLIGHT} changes in flight, kill after ${DELAY_MS[0]}-${DELAY_MS[1]} ms`);
+  console.log(
+    `crash: seed ${SEED} (replay with HOLDFAST_CRASH_SEED=${SEED}), ${ROUNDS} rounds, ${IN_FLIGHT} changes in flight, ` +
+      `kill after ${DELAY_MS[0]}-${DELAY_MS[1]} ms or aimed at a compaction commit in ${Math.round(AIMED * 100)} % of launches`,
+  );
 
   const reportedBy = new Map(); // doc url -> Set of change numbers reported durable
-  const docs = []; // { url, round, reported, found } of every round so far, checked after every relaunch
-  const lines = [];
+  const docs = []; // { url, round, reported, found, kill } of every round so far, checked after every relaunch
   let counted = 0; // rounds with reported > 0
   let empty = 0; // kills before any change was reported (prove nothing; retried)
   let round = 0;
+  let aimedKills = 0;
+  let compactionCommits = 0; // seen by aimed launches
+  let onCompaction = null; // set while a round waits to aim its kill
   let totals = { reported: 0, found: 0 };
 
   const t = { launch: 0, load: 0, write: 0, kill: 0 };
@@ -99,62 +185,96 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
   owned = await launchOwnedChromium(dir);
   t0 = lap("launch", t0);
   for (;;) {
+    const aimed = rand() < AIMED;
     const page = owned.context.pages()[0] ?? (await owned.context.newPage());
     await page.exposeFunction("reported", (n, url) => {
       let s = reportedBy.get(url);
       if (!s) reportedBy.set(url, (s = new Set()));
       s.add(n);
     });
+    await page.exposeFunction("compacting", (c) => {
+      compactionCommits++;
+      onCompaction?.(c);
+    });
     await openPageIn(page, server.http);
     // Bounded above the repo's own find timeout (30 s; with no sync server a
-    // document missing from storage fails only then), so that a lost
-    // document shows up as find's error rather than as our timeout.
-    const { durability, docs: seen } = await within(
+    // document missing from storage fails at once), so that a lost document
+    // shows up as find's error rather than as our timeout.
+    const loaded = await within(
       page.evaluate(
-        async ([db, urls]) => {
+        async ([db, urls, aimed, compactAfter]) => {
           const t0 = performance.now();
           window.progress = [`opening ${db}`];
-          const { durability } = await hf.open(db);
-          const docs = [];
+          const { durability, storageReset } = await hf.open(db, [], aimed ? { _compactAfter: compactAfter } : {});
+          if (aimed) {
+            hf.repo._inner().setCommitObserver((c) => {
+              if (c.snapshots || c.deletes || c.quarantined) window.compacting(c);
+            });
+          }
+          const results = [];
           for (const url of urls) {
             window.progress.push(`${Math.round(performance.now() - t0)} ms: finding ${url}`);
-            await hf.find(url); // rejects if the document (its create was reported) is gone
-            docs.push(hf.doc(url));
+            try {
+              await hf.find(url);
+              results.push({ doc: hf.doc(url) });
+            } catch (e) {
+              results.push({ error: { name: e.name, message: e.message } });
+            }
           }
           window.progress.push(`${Math.round(performance.now() - t0)} ms: done`);
-          return { durability, docs };
+          return { durability, storageReset, results, progress: window.progress };
         },
-        [DB, docs.map((d) => d.url)],
+        [DB, docs.map((d) => d.url), aimed, COMPACT_AFTER],
       ),
       "the relaunched browser to load every earlier document from IndexedDB",
       45_000,
     ).catch(async (e) => {
       const progress = await page.evaluate(() => window.progress).catch((e) => [`(unreadable: ${e.message})`]);
-      throw new Error(`${e.message} (seed ${SEED}, after round ${round}); in the page: ${progress.join("; ")}`);
+      throw new Error(`${e.message} (seed ${SEED}, after round ${round}); in the page: ${progress.join("; ")}\n${await diagnose(page, docs)}`);
     });
     t0 = lap("load", t0);
-    assert.equal(durability, "strict", "IndexedDB commits are strict (holdfast has no relaxed mode)");
+    assert.equal(loaded.durability, "strict", "IndexedDB commits are strict (holdfast has no relaxed mode)");
+
+    const failed = loaded.results.map((r, i) => ({ ...r, d: docs[i] })).filter((r) => r.error);
+    if (loaded.storageReset?.detectedNow) {
+      // The browser discarded the database (or it was recreated): holdfast
+      // must say so, and must not call the lost documents "never existed".
+      const wrong = failed.filter((r) => r.error.name !== "DocumentLostError");
+      const detail =
+        `the browser reset IndexedDB database ${DB} after round ${round} (seed ${SEED}): ${JSON.stringify(loaded.storageReset)}; ` +
+        `${failed.length} of ${docs.length} earlier documents gone\n${await diagnose(page, docs)}`;
+      assert.deepEqual(wrong.map((r) => r.error), [], `a document lost with the database is reported as DocumentLostError: ${detail}`);
+      assert.fail(`holdfast detected and reported it, but reported changes are gone: ${detail}`);
+    }
+    if (failed.length > 0) {
+      const list = failed.map((r) => `round ${r.d.round} ${r.d.url}: ${r.error.name}: ${r.error.message}`).join("\n  ");
+      assert.fail(
+        `after round ${round} (seed ${SEED}) documents whose creation was reported cannot be found:\n  ${list}\n` +
+          `in the page: ${loaded.progress.join("; ")}\n${await diagnose(page, docs)}`,
+      );
+    }
 
     // Check what the last kill left, and that earlier rounds are unchanged.
-    docs.forEach((d, i) => {
-      const ns = present(seen[i]);
+    for (const [i, d] of docs.entries()) {
+      const ns = present(loaded.results[i].doc);
       const found = ns.length;
       assert.deepEqual(ns, [...Array(found).keys()], `round ${d.round}: the changes present are k0..k${found - 1}, none without its predecessors`);
       if (d.found === undefined) {
         const missing = [...d.reported].filter((n) => n >= found);
-        const line =
-          `round ${d.round}: reported ${d.reported.size}, found ${found} (extra ${found - d.reported.size})` +
-          (d.uncounted ? ` — not counted: killed after ${d.delay} ms, before any change was reported` : "");
-        console.log(line);
-        lines.push(line);
-        assert.deepEqual(missing, [], `round ${d.round} (seed ${SEED}): reported changes missing after the crash: ${missing.slice(0, 20).join(", ")}`);
+        console.log(
+          `round ${d.round}: reported ${d.reported.size}, found ${found} (extra ${found - d.reported.size}); kill ${d.kill}` +
+            (d.uncounted ? " — not counted: killed before any change was reported" : ""),
+        );
+        if (missing.length > 0) {
+          assert.fail(`round ${d.round} (seed ${SEED}): reported changes missing after the crash: ${missing.slice(0, 20).join(", ")}\n${await diagnose(page, docs)}`);
+        }
         d.found = found;
         totals.reported += d.reported.size;
         totals.found += found;
-      } else {
-        assert.equal(found, d.found, `round ${d.round}: unchanged by later crashes`);
+      } else if (found !== d.found) {
+        assert.fail(`round ${d.round} (seed ${SEED}): changed by a later crash: ${d.found} changes before, ${found} now\n${await diagnose(page, docs)}`);
       }
-    });
+    }
     if (counted >= ROUNDS) break;
     assert.ok(empty <= ROUNDS, `${empty} kills came before any change was reported: the delay is too short for this machine`);
 
@@ -184,7 +304,27 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
       "the round's document to be created",
     );
     const delay = Math.round(DELAY_MS[0] + rand() * (DELAY_MS[1] - DELAY_MS[0]));
-    await new Promise((r) => setTimeout(r, delay)); // the random instant of the crash
+    let kill = `after ${delay} ms`;
+    if (aimed) {
+      // The n-th compaction commit from now, then 0-4 ms; at the latest
+      // DELAY_MS[1] (a launch that compacts nothing is killed at random).
+      const nth = 1 + Math.floor(rand() * 3);
+      const after = Math.floor(rand() * 5);
+      let seen = 0;
+      kill = await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(`after ${DELAY_MS[1]} ms (aimed, ${seen} compaction commits seen)`), DELAY_MS[1]);
+        onCompaction = (c) => {
+          if (++seen < nth) return;
+          onCompaction = null;
+          clearTimeout(timer);
+          aimedKills++;
+          setTimeout(() => resolve(`aimed: ${after} ms into compaction commit #${nth} ${JSON.stringify(c)}`), after);
+        };
+      });
+      onCompaction = null;
+    } else {
+      await new Promise((r) => setTimeout(r, delay)); // the random instant of the crash
+    }
     t0 = lap("write", t0);
     await owned.kill();
     t0 = lap("kill", t0);
@@ -192,11 +332,11 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
     assert.deepEqual(page.hfErrors, [], `round ${round}: no page errors before the kill`);
     if (reported.size > 0) {
       counted++;
-      docs.push({ url, round, reported });
+      docs.push({ url, round, reported, kill });
     } else {
       // Killed before the first commit completed: this round proves nothing.
       empty++;
-      docs.push({ url, round, reported, uncounted: true, delay });
+      docs.push({ url, round, reported, uncounted: true, kill });
     }
     owned = await launchOwnedChromium(dir);
     t0 = lap("launch", t0);
@@ -206,6 +346,7 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
   console.log(
     `crash summary: seed ${SEED}, ${counted} rounds with reported changes (+${empty} killed before the first report), ` +
       `reported ${totals.reported}, found ${totals.found} (extra ${totals.found - totals.reported}), lost 0; ` +
+      `${aimedKills} kills aimed at a compaction commit (${compactionCommits} seen), database resets 0; ` +
       `mode: strict (holdfast has no debounced mode: every change is committed with IndexedDB durability "strict" before it is reported)`,
   );
   assert.ok(counted >= ROUNDS);

@@ -21,6 +21,7 @@ import { Repo } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const CONSOLE_KEPT = 200;
 export const TIMEOUT = Number(process.env.HOLDFAST_E2E_TIMEOUT ?? 20_000);
 
 export const SERVER_BIN =
@@ -163,8 +164,11 @@ export async function gotoDemo(page, url) {
 
 function collectErrors(page) {
   page.hfErrors = [];
+  page.hfConsole = []; // the last CONSOLE_KEPT console lines, for diagnostics
   page.on("pageerror", (e) => page.hfErrors.push(`pageerror: ${e.message}`));
   page.on("console", (m) => {
+    page.hfConsole.push(`[${m.type()}] ${m.text()}`);
+    if (page.hfConsole.length > CONSOLE_KEPT) page.hfConsole.shift();
     if (m.type() === "error") page.hfErrors.push(`console.error: ${m.text()}`);
     if (process.env.HOLDFAST_E2E_CONSOLE) console.log(`[page ${m.type()}] ${m.text()}`);
   });
