@@ -35,7 +35,11 @@
 // the moment a compaction commit (a snapshot put, or the deletion of the
 // records a snapshot covers, or a quarantine move) is handed to IndexedDB:
 // the page reports each such commit through an exposed function and node
-// kills 0-4 ms after the n-th one (n seeded, 1-3).
+// kills 0-4 ms after the n-th one (n seeded, 1-3); a third of those launches
+// is killed that way while loading the earlier documents (their compaction
+// on load, a quarantine), the rest while writing. Before such a launch
+// opens the repo, the page writes a corrupt record under a (seeded) earlier
+// document, so that its load quarantines it: one more commit to aim at.
 //
 // When a relaunch cannot find a document, or holdfast reports that the
 // browser reset the database, the test prints what tells the causes apart:
@@ -175,6 +179,7 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
   let empty = 0; // kills before any change was reported (prove nothing; retried)
   let round = 0;
   let aimedKills = 0;
+  let loadKills = 0; // kills aimed at a commit made while loading earlier documents
   let compactionCommits = 0; // seen by aimed launches
   let onCompaction = null; // set while a round waits to aim its kill
   let totals = { reported: 0, found: 0 };
@@ -200,11 +205,38 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
     // Bounded above the repo's own find timeout (30 s; with no sync server a
     // document missing from storage fails at once), so that a lost document
     // shows up as find's error rather than as our timeout.
-    const loaded = await within(
+    // A third of the aimed launches (with earlier documents) is killed while
+    // it loads them: at a compaction or quarantine commit made by the load.
+    let killedInLoad = null;
+    if (aimed && docs.length > 0 && rand() < 1 / 3) {
+      const nth = 1 + Math.floor(rand() * 3);
+      const after = Math.floor(rand() * 5);
+      let seen = 0;
+      onCompaction = (c) => {
+        if (++seen < nth) return;
+        onCompaction = null;
+        killedInLoad = new Promise((r) => setTimeout(r, after)).then(() => owned.kill()).then(() => `${after} ms into load commit #${nth} ${JSON.stringify(c)}`);
+      };
+    }
+    const loading = within(
       page.evaluate(
-        async ([db, urls, aimed, compactAfter]) => {
+        async ([db, urls, aimed, compactAfter, corrupt]) => {
           const t0 = performance.now();
-          window.progress = [`opening ${db}`];
+          window.progress = [];
+          if (corrupt !== null) {
+            // A record whose bytes do not hash to its key: the load
+            // quarantines it (a quarantine commit for the kill to hit).
+            const id = urls[corrupt].slice("automerge:".length);
+            const key = [id, "incremental", "0".repeat(63) + (Date.now() % 10)];
+            const req = (r) => new Promise((res, rej) => ((r.onsuccess = () => res(r.result)), (r.onerror = () => rej(r.error))));
+            const conn = await req(indexedDB.open(db));
+            const tx = conn.transaction("documents", "readwrite", { durability: "strict" });
+            tx.objectStore("documents").put({ key, binary: crypto.getRandomValues(new Uint8Array(64)) }, key);
+            await new Promise((res, rej) => ((tx.oncomplete = res), (tx.onabort = () => rej(tx.error))));
+            conn.close();
+            window.progress.push(`wrote a corrupt record ${key.join("/")}`);
+          }
+          window.progress.push(`opening ${db}`);
           const { durability, storageReset } = await hf.open(db, [], aimed ? { _compactAfter: compactAfter } : {});
           if (aimed) {
             hf.repo._inner().setCommitObserver((c) => {
@@ -224,14 +256,29 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
           window.progress.push(`${Math.round(performance.now() - t0)} ms: done`);
           return { durability, storageReset, results, progress: window.progress };
         },
-        [DB, docs.map((d) => d.url), aimed, COMPACT_AFTER],
+        [DB, docs.map((d) => d.url), aimed, COMPACT_AFTER, aimed && docs.length > 0 ? Math.floor(rand() * docs.length) : null],
       ),
       "the relaunched browser to load every earlier document from IndexedDB",
       45_000,
-    ).catch(async (e) => {
+    );
+    const loaded = await loading.catch(async (e) => {
+      if (killedInLoad) return null;
+      onCompaction = null;
       const progress = await page.evaluate(() => window.progress).catch((e) => [`(unreadable: ${e.message})`]);
       throw new Error(`${e.message} (seed ${SEED}, after round ${round}); in the page: ${progress.join("; ")}\n${await diagnose(page, docs)}`);
     });
+    onCompaction = null;
+    if (killedInLoad) {
+      // Killed mid-load: nothing new was reported; the next launch checks
+      // that every earlier document is unchanged.
+      const what = await killedInLoad;
+      loadKills++;
+      console.log(`after round ${round}: killed while loading, ${what}`);
+      t0 = lap("load", t0);
+      owned = await launchOwnedChromium(dir);
+      t0 = lap("launch", t0);
+      continue;
+    }
     t0 = lap("load", t0);
     assert.equal(loaded.durability, "strict", "IndexedDB commits are strict (holdfast has no relaxed mode)");
 
@@ -346,7 +393,7 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
   console.log(
     `crash summary: seed ${SEED}, ${counted} rounds with reported changes (+${empty} killed before the first report), ` +
       `reported ${totals.reported}, found ${totals.found} (extra ${totals.found - totals.reported}), lost 0; ` +
-      `${aimedKills} kills aimed at a compaction commit (${compactionCommits} seen), database resets 0; ` +
+      `${aimedKills} kills aimed at a compaction commit (${compactionCommits} seen) and ${loadKills} at a load's compaction or quarantine commit, database resets 0; ` +
       `mode: strict (holdfast has no debounced mode: every change is committed with IndexedDB durability "strict" before it is reported)`,
   );
   assert.ok(counted >= ROUNDS);
