@@ -87,6 +87,14 @@ function showError(error) {
   banner.hidden = false;
   banner.textContent = `Could not save (${error.name}: ${error.message}). Showing the last saved state.`;
 }
+// The browser discarded this device's database (or it was recreated):
+// say so; what the server holds comes back as the board is opened.
+if (repo.storageReset?.detectedNow) {
+  banner.hidden = false;
+  banner.textContent =
+    `This browser discarded the notes saved on this device (${repo.storageReset.detail}). ` +
+    (sync.length > 0 ? "Notes saved on the server are loaded from it again." : "Notes that were only on this device are lost.");
+}
 repo.on("storage-error", ({ error, documentIds }) => {
   showError(error);
   for (const id of documentIds) {
