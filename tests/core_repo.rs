@@ -401,3 +401,38 @@ fn delete_waits_for_pending_changes_then_removes_every_record() {
     ));
     assert!(r.is_idle());
 }
+
+#[test]
+fn after_a_storage_reset_a_document_found_nowhere_is_lost_not_unavailable() {
+    use holdfast::core::storage::{ResetReason, StorageReset};
+    let doc = DocumentId([9; 16]);
+    let find_in = |r: &mut Repo| -> FindError {
+        let find = r.find(T, doc);
+        let effects = drain(r);
+        let Some(Effect::Load { task, .. }) = effects.first().cloned() else {
+            panic!("load expected")
+        };
+        // Storage has nothing under the document's prefix; no peers.
+        r.load_done(T, task, Ok(Vec::new()));
+        drain(r);
+        r.handle_timeout(Timestamp(T.0 + 60_000));
+        events(&drain(r))
+            .into_iter()
+            .find_map(|e| match e {
+                Event::FindFailed { find: f, error, .. } if f == find => Some(error),
+                _ => None,
+            })
+            .expect("the find fails")
+    };
+    assert_eq!(find_in(&mut repo()), FindError::Unavailable);
+
+    let reset = StorageReset {
+        reason: ResetReason::DataLoss,
+        detected_at: 1_700_000_000_000,
+        detail: "the browser discarded the database".into(),
+    };
+    let mut r = repo();
+    r.storage_reset(reset.clone());
+    assert_eq!(r.reset(), Some(&reset));
+    assert_eq!(find_in(&mut r), FindError::Lost(reset));
+}
