@@ -166,7 +166,7 @@ async function diagnose(page, docs) {
   ].join("\n");
 }
 
-test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} rounds)`, { timeout: 60_000 + ROUNDS * 12_000 }, async () => {
+test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} rounds)`, { timeout: 60_000 + ROUNDS * 30_000 }, async () => {
   const rand = prng(SEED);
   console.log(
     `crash: seed ${SEED} (replay with HOLDFAST_CRASH_SEED=${SEED}), ${ROUNDS} rounds, ${IN_FLIGHT} changes in flight, ` +
@@ -243,16 +243,16 @@ test(`SIGKILL the browser mid-commit: every reported change survives (${ROUNDS} 
               if (c.snapshots || c.deletes || c.quarantined) window.compacting(c);
             });
           }
-          const results = [];
-          for (const url of urls) {
-            window.progress.push(`${Math.round(performance.now() - t0)} ms: finding ${url}`);
-            try {
-              await hf.find(url);
-              results.push({ doc: hf.doc(url) });
-            } catch (e) {
-              results.push({ error: { name: e.name, message: e.message } });
-            }
-          }
+          // All at once (one IndexedDB read transaction serves them all).
+          window.progress.push(`${Math.round(performance.now() - t0)} ms: finding ${urls.length} documents`);
+          const results = await Promise.all(
+            urls.map((url) =>
+              hf.find(url).then(
+                () => ({ doc: hf.doc(url) }),
+                (e) => ({ error: { name: e.name, message: e.message } }),
+              ),
+            ),
+          );
           window.progress.push(`${Math.round(performance.now() - t0)} ms: done`);
           return { durability, storageReset, results, progress: window.progress };
         },
