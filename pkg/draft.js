@@ -9,9 +9,19 @@
 //
 // `path` is the array of map keys and list indices from the root. Values are
 // sent as plain JS (objects, arrays, strings, numbers, booleans, null,
-// Uint8Array, Date) with text and counters as {"$holdfast":"text"|"counter",
-// value} markers. Drafts come from WasmRepo.draft(), which uses the same
-// markers for text and counters.
+// Uint8Array, Date); every plain object is a map, whatever its keys. Typed
+// values (Text, Counter) travel out of band, tagged with a symbol that no
+// stored data can carry (encode() copies string keys only):
+//
+//   {[TYPE]: "text", value: "…"}      {[TYPE]: "counter", value: n}
+//
+// where TYPE = Symbol.for("holdfast.type"). Drafts come from WasmRepo.draft(),
+// which tags text and counters the same way, and a value of a type the engine
+// cannot read as {[TYPE]: "unknown", typeCode, bytes}; hydrate() turns them
+// into Text / Counter / UnknownValue instances.
+
+/** The key that tags a typed value (see above and src/web/ops.rs). */
+export const TYPE = Symbol.for("holdfast.type");
 
 const HOOK = Symbol("holdfast.hook");
 const RAW = Symbol("holdfast.raw");
@@ -102,17 +112,35 @@ export class Counter {
   }
 }
 
+/** A value of a type this engine cannot read (a newer automerge's), as read
+ * from a document. It can be kept and read but not written. */
+export class UnknownValue {
+  constructor(typeCode, bytes) {
+    this.typeCode = typeCode;
+    this.bytes = bytes;
+    Object.freeze(this);
+  }
+  get [TYPE]() {
+    return "unknown";
+  }
+}
+
 function isPlainObject(v) {
   if (v === null || typeof v !== "object") return false;
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
 
-function marker(v) {
-  return isPlainObject(v) && typeof v.$holdfast === "string" ? v.$holdfast : undefined;
+function typed(kind, value) {
+  return { [TYPE]: kind, value };
 }
 
-/** A value as sent in an op: plain data, markers for text and counters. */
+function setOwn(obj, k, v) {
+  if (k === "__proto__") Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else obj[k] = v;
+}
+
+/** A value as sent in an op: plain data, typed values for text and counters. */
 export function encode(value, seen = new Set()) {
   if (value !== null && typeof value === "object" && value[RAW]) value = value[RAW];
   if (value === null || typeof value === "string" || typeof value === "boolean") return value;
@@ -120,8 +148,9 @@ export function encode(value, seen = new Set()) {
   if (typeof value === "bigint") return value;
   if (value === undefined) throw new TypeError("cannot store undefined (use null, or delete the key)");
   if (typeof value !== "object") throw new TypeError(`cannot store a ${typeof value}`);
-  if (value instanceof Text) return { $holdfast: "text", value: value.value };
-  if (value instanceof Counter) return { $holdfast: "counter", value: value.value };
+  if (value instanceof Text) return typed("text", value.value);
+  if (value instanceof Counter) return typed("counter", value.value);
+  if (value instanceof UnknownValue) return { [TYPE]: "unknown", typeCode: value.typeCode, bytes: value.bytes };
   if (value instanceof Date) {
     if (Number.isNaN(value.getTime())) throw new TypeError("cannot store an invalid Date");
     return new Date(value.getTime());
@@ -133,15 +162,10 @@ export function encode(value, seen = new Set()) {
   if (Array.isArray(value)) {
     out = [];
     for (let i = 0; i < value.length; i++) out.push(encode(value[i], seen));
-  } else if (marker(value) !== undefined) {
-    out = { ...value };
   } else if (isPlainObject(value)) {
+    // A map: its own string keys only (never a symbol, so never a typed value).
     out = {};
-    for (const k of Object.keys(value)) {
-      const enc = encode(value[k], seen);
-      if (k === "__proto__") Object.defineProperty(out, k, { value: enc, enumerable: true, writable: true, configurable: true });
-      else out[k] = enc;
-    }
+    for (const k of Object.keys(value)) setOwn(out, k, encode(value[k], seen));
   } else {
     throw new TypeError(`cannot store an instance of ${value.constructor?.name ?? "a class"}; use plain objects`);
   }
@@ -149,30 +173,26 @@ export function encode(value, seen = new Set()) {
   return out;
 }
 
-/** The draft form of an encoded value: markers become Text / Counter. */
+/** The draft form of an encoded value (or of WasmRepo.draft()'s tree): typed
+ * values become Text / Counter / UnknownValue, everything else is copied. */
 export function hydrate(value) {
   if (value === null || typeof value !== "object") return value;
   if (value instanceof Date) return new Date(value.getTime());
   if (value instanceof Uint8Array) return value.slice();
   if (Array.isArray(value)) return value.map(hydrate);
-  switch (marker(value)) {
-    case "text":
-      return new Text(value.value);
-    case "counter":
-      return new Counter(value.value);
-    case "date":
-      return new Date(value.value);
-    case undefined:
-      break;
-    default:
-      return value;
+  const kind = value[TYPE];
+  if (kind !== undefined) {
+    switch (kind) {
+      case "text":
+        return new Text(value.value);
+      case "counter":
+        return new Counter(value.value);
+      default:
+        return new UnknownValue(value.typeCode, value.bytes);
+    }
   }
   const out = {};
-  for (const k of Object.keys(value)) {
-    const v = hydrate(value[k]);
-    if (k === "__proto__") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
-    else out[k] = v;
-  }
+  for (const k of Object.keys(value)) setOwn(out, k, hydrate(value[k]));
   return out;
 }
 
@@ -271,9 +291,7 @@ function mapHandler(rec) {
       rec.check();
       const enc = encode(value);
       rec.record(target, (path) => ({ op: "put", path, key: prop, value: enc }));
-      const v = hydrate(enc);
-      if (prop === "__proto__") Object.defineProperty(target, prop, { value: v, enumerable: true, writable: true, configurable: true });
-      else target[prop] = v;
+      setOwn(target, prop, hydrate(enc));
       return true;
     },
     deleteProperty(target, prop) {
@@ -412,7 +430,7 @@ function listHandler(rec) {
 }
 
 /**
- * Run `fn` on a draft built from `draft` (the marker form from
+ * Run `fn` on a draft built from `draft` (the typed-value form from
  * WasmRepo.draft) and return the ops it recorded. Throws whatever `fn`
  * throws; nothing is recorded then.
  */

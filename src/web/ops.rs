@@ -21,21 +21,46 @@
 //! are in UTF-16 code units, as in JS strings, whatever the document's text
 //! encoding.
 //!
-//! Values (`value`, `values[i]`), converted to new Automerge values:
-//! plain object → map, array → list, string → string, number → int when it
-//! is a safe integer (|n| ≤ 2^53-1) else f64, bigint → int, boolean, null,
-//! `Uint8Array` → bytes, `Date` → timestamp (ms), and the markers
-//! `{"$holdfast":"text","value":"…"}` → Text, `{"$holdfast":"counter","value":n}`
-//! → Counter, `{"$holdfast":"date","value":ms}` → timestamp. `undefined`,
-//! functions, symbols and non-finite dates are rejected.
+//! # Values
+//!
+//! Values (`value`, `values[i]`) are converted to new Automerge values:
+//! array → list, string → string, number → int when it is a safe integer
+//! (|n| ≤ 2^53-1) else f64, bigint → int, boolean, null, `Uint8Array` →
+//! bytes, `Date` → timestamp (ms), a typed value (below) → its type, and any
+//! other object → map of its own enumerable string keys, whatever they are
+//! (`"$holdfast"`, `"value"`, `"__proto__"`: all plain keys). `undefined`,
+//! functions, symbols and invalid dates are rejected.
+//!
+//! **Typed values** (text, counters: values JSON cannot tell from strings and
+//! numbers) travel out of band, under a key no stored data can have: the
+//! registered symbol [`TYPE_SYMBOL`] (`Symbol.for("holdfast.type")`). An
+//! object whose `[Symbol.for("holdfast.type")]` is a string is a typed value
+//! of that kind, its payload in `value`:
+//!
+//! ```text
+//! {[TYPE]: "text",    value: "…"}                 Text
+//! {[TYPE]: "counter", value: n}                   Counter (n a safe integer)
+//! {[TYPE]: "unknown", typeCode, bytes}            a value of a type this engine cannot
+//!                                                 read (see below); rejected as input
+//! ```
+//!
+//! Maps are taken from the string keys only (`Object.keys`), so user data can
+//! never carry the tag into a document, and a map can never turn into a
+//! typed value. `pkg/draft.js` builds these objects from its `Text` and
+//! `Counter` instances; the check costs one symbol-keyed property read per
+//! object, no per-value serialization.
 //!
 //! # Materialization
 //!
 //! [`to_js`] gives plain JS (maps → objects, lists → arrays, text → string,
 //! counter → number, bytes → `Uint8Array`, timestamp → `Date`, ints and
 //! floats → number). [`to_js_draft`] is the same except that text and
-//! counters come out as the markers above, so that the JS proxy can offer
-//! `splice` / `increment` on them.
+//! counters come out as the typed values above, so that `pkg/draft.js` can
+//! turn them into `Text` / `Counter` instances offering `splice` /
+//! `increment`. In both, a scalar of a type this engine does not know (a
+//! newer automerge's) comes out as `{typeCode, bytes}` tagged
+//! `[Symbol.for("holdfast.type")]: "unknown"`. Map keys are own enumerable
+//! properties, `"__proto__"` included.
 //!
 //! # Patches
 //!
@@ -54,12 +79,39 @@ use automerge::{
     Automerge, ChangeHash, ObjId, ObjType, Patch, PatchAction, Prop, ReadDoc, ScalarValue, Value,
     ROOT,
 };
-use js_sys::{Array, Date, Object, Reflect, Uint8Array};
+use js_sys::{Array, Date, Object, Reflect, Symbol, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::{JsCast, JsValue};
 
 pub use crate::core::edit::OpError;
 use crate::core::edit::{self, NewValue, Op, Seg};
+
+/// The registry key of the symbol that tags typed values (module docs):
+/// `Symbol.for(TYPE_SYMBOL)` in JS.
+pub const TYPE_SYMBOL: &str = "holdfast.type";
+
+thread_local! {
+    static TYPE_KEY: JsValue = Symbol::for_(TYPE_SYMBOL).into();
+}
+
+/// The kind of a typed value (`v[Symbol.for("holdfast.type")]`), if `v` is
+/// one. `v` must be an object.
+fn type_tag(v: &JsValue) -> Result<Option<String>, OpError> {
+    TYPE_KEY
+        .with(|k| Reflect::get(v, k))
+        .map(|t| t.as_string())
+        .map_err(|_| bad("cannot read a value's type tag"))
+}
+
+/// A fresh typed value `{[TYPE]: kind}` (module docs).
+fn typed(kind: &str) -> Object {
+    let o = Object::new();
+    TYPE_KEY.with(|k| {
+        // Setting a property of a fresh plain object cannot fail.
+        let _ = Reflect::set(&o, k, &JsValue::from_str(kind));
+    });
+    o
+}
 
 /// Values nested deeper than this are rejected (guards against cycles).
 const MAX_DEPTH: usize = 200;
@@ -316,24 +368,8 @@ pub fn decode_value(v: &JsValue, depth: usize) -> Result<NewValue, OpError> {
             v.js_typeof().as_string().unwrap_or_default()
         )));
     }
-    if let Some(marker) = get(v, "$holdfast")?.as_string() {
-        let value = get(v, "value")?;
-        return match marker.as_str() {
-            "text" => value
-                .as_string()
-                .map(NewValue::Text)
-                .ok_or_else(|| bad("a text marker's value must be a string")),
-            "counter" => match value.as_f64() {
-                Some(n) if n.fract() == 0.0 && n.abs() <= MAX_SAFE => {
-                    Ok(NewValue::Counter(n as i64))
-                }
-                _ => Err(bad("a counter marker's value must be a safe integer")),
-            },
-            "date" => ms(value
-                .as_f64()
-                .ok_or_else(|| bad("a date marker's value must be a number"))?),
-            other => Err(bad(format!("unknown $holdfast marker {other:?}"))),
-        };
+    if let Some(kind) = type_tag(v)? {
+        return decode_typed(v, &kind);
     }
     let obj: &Object = v.unchecked_ref();
     let mut entries = Vec::new();
@@ -349,13 +385,32 @@ pub fn decode_value(v: &JsValue, depth: usize) -> Result<NewValue, OpError> {
     Ok(NewValue::Map(entries))
 }
 
+/// A typed value's payload (module docs).
+fn decode_typed(v: &JsValue, kind: &str) -> Result<NewValue, OpError> {
+    match kind {
+        "text" => get(v, "value")?
+            .as_string()
+            .map(NewValue::Text)
+            .ok_or_else(|| bad("a text's value must be a string")),
+        "counter" => match get(v, "value")?.as_f64() {
+            Some(n) if n.fract() == 0.0 && n.abs() <= MAX_SAFE => Ok(NewValue::Counter(n as i64)),
+            _ => Err(bad("a counter's value must be a safe integer")),
+        },
+        "unknown" => Err(bad(format!(
+            "values of an unknown type (automerge type code {}) cannot be written",
+            get(v, "typeCode")?.as_f64().unwrap_or(f64::NAN)
+        ))),
+        other => Err(bad(format!("unknown typed value kind {other:?}"))),
+    }
+}
+
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&e.to_string()).into()
 }
 
-fn marker(kind: &str, value: &JsValue) -> JsValue {
-    let o = Object::new();
-    set(&o, "$holdfast", &JsValue::from_str(kind));
+/// A typed value `{[TYPE]: kind, value}` for the draft (module docs).
+fn typed_value(kind: &str, value: &JsValue) -> JsValue {
+    let o = typed(kind);
     set(&o, "value", value);
     o.into()
 }
@@ -386,7 +441,7 @@ fn scalar_to_js(s: &ScalarValue, draft: bool) -> JsValue {
         ScalarValue::Counter(c) => {
             let n = JsValue::from_f64(i64::from(c) as f64);
             if draft {
-                marker("counter", &n)
+                typed_value("counter", &n)
             } else {
                 n
             }
@@ -395,8 +450,7 @@ fn scalar_to_js(s: &ScalarValue, draft: bool) -> JsValue {
         ScalarValue::Boolean(b) => JsValue::from_bool(*b),
         ScalarValue::Null => JsValue::NULL,
         ScalarValue::Unknown { type_code, bytes } => {
-            let o = Object::new();
-            set(&o, "$holdfast", &JsValue::from_str("unknown"));
+            let o = typed("unknown");
             set(&o, "typeCode", &JsValue::from_f64(f64::from(*type_code)));
             set(&o, "bytes", &Uint8Array::from(bytes.as_slice()).into());
             o.into()
@@ -450,7 +504,11 @@ impl<D: ReadDoc> Reader<'_, D> {
                 }
                 .map_err(js_err)?;
                 let s = JsValue::from_str(&s);
-                Ok(if self.draft { marker("text", &s) } else { s })
+                Ok(if self.draft {
+                    typed_value("text", &s)
+                } else {
+                    s
+                })
             }
         }
     }
@@ -472,7 +530,7 @@ pub fn read_to_js<D: ReadDoc>(doc: &D, heads: Option<&[ChangeHash]>) -> Result<J
 }
 
 /// The current document for the JS change proxy: text and counters as
-/// `$holdfast` markers.
+/// typed values (module docs).
 pub fn to_js_draft(doc: &Automerge) -> Result<JsValue, JsValue> {
     Reader {
         doc,

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { Counter, Repo, Text, parseUrl } from "../../pkg/index.js";
-import { recordChange } from "../../pkg/draft.js";
+import { TYPE, UnknownValue, recordChange } from "../../pkg/draft.js";
 import { FakeWasmRepo, applyOps, binding } from "./fake-wasm.mjs";
 
 async function open() {
@@ -22,7 +22,7 @@ function roundTrip(draft, fn) {
   });
   const applied = structuredClone(draft);
   applyOps(applied, ops);
-  const plain = (v) => JSON.parse(JSON.stringify(v, (_, x) => (x && x.$holdfast ? x.value : x)));
+  const plain = (v) => JSON.parse(JSON.stringify(v, (_, x) => (x && x[TYPE] ? x.value : x)));
   assert.deepEqual(plain(applied), after, `ops ${JSON.stringify(ops)}`);
   return { ops, applied };
 }
@@ -135,7 +135,7 @@ test("text: splice, insertAt, deleteAt, toString, length", async () => {
     { op: "splice", path: ["body"], index: 0, del: 0, text: ">>" },
     { op: "splice", path: ["body"], index: 0, del: 1, text: "" },
     { op: "splice", path: ["list", 0], index: 1, del: 0, text: "b" },
-    { op: "put", path: [], key: "copy", value: { $holdfast: "text", value: ">hello world" } },
+    { op: "put", path: [], key: "copy", value: { [TYPE]: "text", value: ">hello world" } },
     { op: "splice", path: ["body"], index: 0, del: 1, text: "" },
   ]);
   await assert.rejects(h.change((d) => d.body.splice(99, 0, "x")), RangeError);
@@ -227,7 +227,7 @@ test("paths follow list elements that move; detached objects throw", () => {
 
 test("the draft is dead once the callback returns", async () => {
   let kept;
-  recordChange({ l: [], t: { $holdfast: "text", value: "" } }, (d) => {
+  recordChange({ l: [], t: { [TYPE]: "text", value: "" } }, (d) => {
     kept = d;
   });
   assert.throws(() => (kept.x = 1), /no longer live/);
@@ -242,16 +242,47 @@ test("values: dates, bytes, null, numbers, __proto__ keys", () => {
     d.n = null;
     d.f = 1.5;
     d.obj = JSON.parse('{"__proto__": {"x": 1}}');
+    d.fake = { $holdfast: "text", value: "hi" };
+    d.t = new Text("hi");
   });
   assert.ok(ops[0].value instanceof Uint8Array);
   assert.ok(ops[1].value instanceof Date);
   assert.deepEqual(Object.keys(ops[4].value), ["__proto__"]);
+  // A user object shaped like a typed value is sent as a plain map (no type
+  // tag); a Text is sent tagged.
+  assert.deepEqual(ops[5].value, { $holdfast: "text", value: "hi" });
+  assert.equal(ops[5].value[TYPE], undefined);
+  assert.deepEqual(ops[6].value, { [TYPE]: "text", value: "hi" });
   assert.equal({}.x, undefined);
   assert.throws(() => recordChange({}, (d) => (d.f = () => 1)), TypeError);
   assert.throws(() => recordChange({}, (d) => (d.m = new Map())), TypeError);
   const cyc = {};
   cyc.self = cyc;
   assert.throws(() => recordChange({}, (d) => (d.c = cyc)), /contains itself/);
+});
+
+test("typed values in a draft: text, counters and values of an unknown type", () => {
+  const draft = {
+    t: { [TYPE]: "text", value: "hi" },
+    c: { [TYPE]: "counter", value: 1 },
+    u: { [TYPE]: "unknown", typeCode: 9, bytes: new Uint8Array([1]) },
+    plain: { $holdfast: "text", value: "hi" },
+  };
+  const ops = recordChange(draft, (d) => {
+    assert.ok(d.t instanceof Text && d.c instanceof Counter);
+    assert.ok(d.u instanceof UnknownValue);
+    assert.equal(d.u[TYPE], "unknown");
+    assert.equal(d.u.typeCode, 9);
+    assert.throws(() => (d.u.typeCode = 1), TypeError);
+    assert.ok(!(d.plain instanceof Text));
+    assert.equal(d.plain.value, "hi");
+    d.copy = d.u; // sent tagged: the engine rejects it
+    d.plain.value = "ho";
+  });
+  assert.deepEqual(ops, [
+    { op: "put", path: [], key: "copy", value: { [TYPE]: "unknown", typeCode: 9, bytes: new Uint8Array([1]) } },
+    { op: "put", path: ["plain"], key: "value", value: "ho" },
+  ]);
 });
 
 test("urls, find, delete, export/import", async () => {
