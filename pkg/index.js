@@ -357,7 +357,7 @@ export class Repo extends Emitter {
     }
     const mod = _binding ?? (await loadBinding(wasm));
     const urls = sync === undefined ? [] : Array.isArray(sync) ? sync : [sync];
-    const inner = await mod.WasmRepo.open({ ...(memory === true ? { memory: true } : { indexedDB }), sync: urls, compactAfter: _compactAfter });
+    const inner = await mod.WasmRepo.open({ ...(memory === true ? { memory: true } : { indexedDB }), sync: urls, ...(_compactAfter !== undefined && { compactAfter: _compactAfter }) });
     return new Repo(inner, { syncing: urls.length > 0 });
   }
 
@@ -472,6 +472,7 @@ export class Repo extends Emitter {
     await this._inner().delete(id);
     const h = this.#handles.get(id);
     this.#handles.delete(id);
+    this.#coverage.delete(id);
     h?._deleted();
   }
 

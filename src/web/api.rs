@@ -357,6 +357,11 @@ impl WasmRepo {
         }
         wasm_bindgen_futures::JsFuture::from(self.driver.when_idle()).await?;
         self.driver.go_offline();
+        self.driver.cancel_timer();
+        self.driver.reject_finds(&js_error(
+            "RepoClosedError",
+            "the repo was closed before the document was found",
+        ));
         if let AnyStorage::IndexedDb(s) = self.driver.storage() {
             s.close();
         }
@@ -370,6 +375,28 @@ impl WasmRepo {
     #[wasm_bindgen(js_name = setCommitObserver)]
     pub fn set_commit_observer(&self, cb: Option<js_sys::Function>) {
         self.driver.set_commit_observer(cb);
+    }
+
+    /// Test hook: after `skip` more commits reach IndexedDB, the next one
+    /// fails inside it (a put with an invalid key makes the browser throw
+    /// `DataError`; the transaction is aborted, none of its writes land).
+    /// IndexedDB only.
+    #[doc(hidden)]
+    #[wasm_bindgen(js_name = _failCommit)]
+    pub fn fail_commit(&self, skip: u32) -> Result<(), JsValue> {
+        match self.driver.storage() {
+            AnyStorage::IndexedDb(s) => {
+                s.inject_commit_fault_after(
+                    skip as usize,
+                    crate::web::idb::CommitFault::ThrowBeforePut(0),
+                );
+                Ok(())
+            }
+            AnyStorage::Memory(_) => Err(js_error(
+                "InvalidOptionsError",
+                "_failCommit needs an IndexedDB repo",
+            )),
+        }
     }
 
     /// `"online"` (a sync server is connected), `"connecting"` or `"offline"`.

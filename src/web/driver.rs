@@ -80,6 +80,8 @@ struct State {
     commit_observer: Option<Function>,
     pump_scheduled: bool,
     timer_at: Option<u64>,
+    /// The `setTimeout` id of the armed timer, to clear it on close.
+    timer_id: Option<JsValue>,
 }
 
 struct Shared<S> {
@@ -120,6 +122,7 @@ impl<S: Storage + 'static> Driver<S> {
             commit_observer: None,
             pump_scheduled: false,
             timer_at: None,
+            timer_id: None,
         };
         Self {
             shared: Rc::new(Shared {
@@ -299,6 +302,7 @@ impl<S: Storage + 'static> Driver<S> {
         let this = self.clone();
         let fire = Closure::once_into_js(move || {
             this.shared.state.borrow_mut().timer_at = None;
+            this.shared.state.borrow_mut().timer_id = None;
             this.shared.state.borrow_mut().repo.handle_timeout(now());
             this.pump();
         });
@@ -307,7 +311,39 @@ impl<S: Storage + 'static> Driver<S> {
         if let Ok(set_timeout) =
             Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<Function>())
         {
-            let _ = set_timeout.call2(&global, &fire, &delay.into());
+            if let Ok(id) = set_timeout.call2(&global, &fire, &delay.into()) {
+                self.shared.state.borrow_mut().timer_id = Some(id);
+            }
+        }
+    }
+
+    /// Reject every `find` still waiting (the repo is closing; with the
+    /// timer cleared nothing would settle them).
+    pub fn reject_finds(&self, error: &JsValue) {
+        let waiters: Vec<Waiter> = {
+            let mut st = self.shared.state.borrow_mut();
+            st.finds.drain().map(|(_, w)| w).collect()
+        };
+        for w in waiters {
+            let _ = w.reject.call1(&JsValue::UNDEFINED, error);
+        }
+    }
+
+    /// Clear the armed timer (the repo is closing): a pending find
+    /// deadline must not keep the page's or node's event loop, and this
+    /// driver, alive.
+    pub fn cancel_timer(&self) {
+        let id = {
+            let mut st = self.shared.state.borrow_mut();
+            st.timer_at = None;
+            st.timer_id.take()
+        };
+        let Some(id) = id else { return };
+        let global = js_sys::global();
+        if let Ok(clear) =
+            Reflect::get(&global, &"clearTimeout".into()).and_then(|f| f.dyn_into::<Function>())
+        {
+            let _ = clear.call1(&global, &id);
         }
     }
 

@@ -134,6 +134,8 @@ struct State {
     durability: Cell<Durability>,
     commits: Cell<u64>,
     fault: Cell<Option<CommitFault>>,
+    /// Non-empty commits to let through before `fault` applies.
+    fault_skip: Cell<usize>,
     /// The last readonly transaction started: reads issued while it is still
     /// active (the same task: e.g. a thousand documents' loads started by
     /// one pump) share it instead of each starting one.
@@ -225,6 +227,7 @@ impl IdbStorage {
             durability: Cell::new(Durability::Default),
             commits: Cell::new(0),
             fault: Cell::new(None),
+            fault_skip: Cell::new(0),
             reader: RefCell::new(None),
         });
         let on_versionchange = {
@@ -363,6 +366,13 @@ impl IdbStorage {
     /// Test hook: make the next non-empty commit fail part-way.
     #[doc(hidden)]
     pub fn inject_commit_fault(&self, fault: CommitFault) {
+        self.inject_commit_fault_after(0, fault);
+    }
+
+    /// Test hook: let `skip` non-empty commits through, then fail the next.
+    #[doc(hidden)]
+    pub fn inject_commit_fault_after(&self, skip: usize, fault: CommitFault) {
+        self.state.fault_skip.set(skip);
         self.state.fault.set(Some(fault));
     }
 
@@ -446,7 +456,13 @@ impl IdbStorage {
         for prefix in &commit.delete_prefixes {
             store.delete(&prefix_range(prefix)?.into())?;
         }
-        let fault = self.state.fault.take();
+        let fault = match self.state.fault_skip.get() {
+            0 => self.state.fault.take(),
+            n => {
+                self.state.fault_skip.set(n - 1);
+                None
+            }
+        };
         let mut first_key = None;
         for (i, (key, bytes)) in commit.puts.iter().enumerate() {
             let js_key = key_to_js(key);
