@@ -11,6 +11,9 @@
 #   make bench   holdfast against automerge-repo 2.5.6, same workloads, same run
 #                (bench/README.md): prints the table, writes bench/results/;
 #                BENCH_REPS, BENCH_ONLY=W1,W3, BENCH_W7_SECONDS, BENCH_W7_CLIENTS
+#   make soak    the long runs make test keeps short (scripts/soak.sh): the
+#                browser crash test for HOLDFAST_SOAK_ROUNDS rounds (200)
+#                beside a CPU hog, the simulation with HOLDFAST_SOAK_SEEDS (5000)
 #   make fmt     format all Rust code
 #   make lint    clippy on all targets, warnings are errors
 #   make clean   remove cargo's build output and tests/js/node_modules
@@ -21,7 +24,9 @@
 #   HOLDFAST_SEED       replay exactly one seed (a failing run prints it), e.g.
 #                       make test HOLDFAST_SEED=1234
 #   HOLDFAST_CRASH_ROUNDS  browser crash-test rounds (tests/e2e/crash.test.mjs,
-#                       default 20); HOLDFAST_CRASH_SEED replays its kill delays
+#                       default 20); HOLDFAST_CRASH_SEED replays its kill delays,
+#                       HOLDFAST_CRASH_AIMED the share of kills aimed at
+#                       compaction/quarantine commits (default 0.5)
 #   CARGO_TARGET_DIR    where cargo builds (cargo's default: ./target)
 #   CI=true             set by CI; scripts/setup.sh never prompts in any case
 
@@ -39,7 +44,7 @@ ifdef HOLDFAST_SEED
 export HOLDFAST_SEED
 endif
 
-.PHONY: test demo bench fmt lint clean
+.PHONY: test demo bench soak fmt lint clean
 
 # The browser E2E tests (node --test tests/e2e/, ~1.5 min, most of it the
 # browser crash test: HOLDFAST_CRASH_ROUNDS, default 20) need what the lines
@@ -69,6 +74,12 @@ bench:
 	scripts/build-pkg.sh
 	$(CARGO) build --release -p holdfast-server -p holdfast-load
 	node bench/run.mjs
+
+soak:
+	$(SETUP) node-test-deps wasm-target wasm-tools browser playwright
+	scripts/build-pkg.sh --dev
+	$(CARGO) build -p holdfast-server
+	scripts/soak.sh
 
 fmt:
 	$(CARGO) fmt --all
