@@ -4,40 +4,13 @@
 // before the server acknowledged them).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, existsSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Repo } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 
-const root = new URL("../../", import.meta.url).pathname;
-const bin =
-  process.env.HOLDFAST_SERVER_BIN ??
-  join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug", "holdfast-server");
-
-/** Start holdfast-server on a free port; resolves once it listens. */
-export async function startServer(data) {
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: run cargo build -p holdfast-server (make test does)`);
-  const child = spawn(bin, ["--listen", "127.0.0.1:0", "--data", data], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  const url = await new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/listening on (ws:\/\/[0-9.:]+)/);
-      if (m) resolve(m[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`server exited (${code}): ${stderr}`)));
-  });
-  const stop = () =>
-    new Promise((resolve) => {
-      child.on("exit", (code, signal) => resolve({ code, signal }));
-      child.kill("SIGINT");
-    });
-  return { url, stop, stderr: () => stderr };
-}
+import { startServer } from "./server.mjs";
 
 function client(url) {
   const adapter = new WebSocketClientAdapter(url);

@@ -7,20 +7,17 @@
 // (make test does both).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 // `ws` is installed with @automerge/automerge-repo-network-websocket (pinned
 // in package-lock.json); node 20 has no WebSocket of its own.
 import { WebSocket as WsWebSocket } from "ws";
+import { startServer } from "./server.mjs";
 
 const root = new URL("../../", import.meta.url).pathname;
 const wasm = join(root, "pkg", "wasm", "holdfast_bg.wasm");
 if (!existsSync(wasm)) throw new Error("pkg/wasm is not built: run scripts/build-pkg.sh --dev (make test does)");
-const bin =
-  process.env.HOLDFAST_SERVER_BIN ??
-  join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug", "holdfast-server");
 
 /**
  * The browser WebSocket the wasm module's network adapter expects, on top of
@@ -67,31 +64,8 @@ function until(emitter, event, now, what) {
 
 let server, data;
 before(async () => {
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: run cargo build -p holdfast-server (make test does)`);
   data = mkdtempSync(join(tmpdir(), "holdfast-sync-state-"));
-  const child = spawn(bin, ["--listen", "127.0.0.1:0", "--data", data], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise((resolve) => child.on("exit", resolve));
-  const url = await within(
-    new Promise((resolve, reject) => {
-      let out = "";
-      child.stdout.on("data", (d) => {
-        out += d;
-        const m = out.match(/listening on (ws:\/\/[0-9.:]+)/);
-        if (m) resolve(m[1]);
-      });
-      child.on("exit", (code) => reject(new Error(`holdfast-server exited (${code}): ${stderr}`)));
-    }),
-    "holdfast-server to listen",
-  );
-  server = {
-    url,
-    stop: () => {
-      child.kill("SIGINT");
-      return exited;
-    },
-  };
+  server = await within(startServer(data), "holdfast-server to listen");
 });
 after(async () => {
   await server?.stop();
