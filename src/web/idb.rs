@@ -585,7 +585,7 @@ impl Storage for IdbStorage {
 /// [`StorageReset`]: crate::core::storage::StorageReset
 pub async fn delete_database(name: &str) -> Result<(), StorageError> {
     let factory = factory()?;
-    identity::forget(name);
+    identity::forget(name).await;
     let req = factory
         .delete_database(name)
         .map_err(|e| map_error(&format!("deleting {name:?}"), &e))?;

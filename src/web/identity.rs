@@ -11,14 +11,16 @@
 //!    version) on the open request.
 //! 2. **What the origin remembers.** Each database holds one record of
 //!    holdfast's own, [`META_KEY`], with a random *identity* drawn when the
-//!    database is first opened by holdfast. The identity is also kept in
-//!    `localStorage` (`holdfast:indexeddb:<name>`), which lives in a separate
-//!    store the browser does not reset together with IndexedDB. An open that
-//!    finds the database without that record (created anew, from version 0)
-//!    or with another identity, while `localStorage` remembers one, is a
-//!    reset. (Workers have no `localStorage`: there only signal 1 applies.
-//!    Clearing all site data clears both, and is not reported: the user
-//!    asked for it.)
+//!    database is first opened by holdfast. The origin also remembers the
+//!    identity outside IndexedDB, in stores the browser does not reset
+//!    together with it: a file in the origin private file system
+//!    (`holdfast-indexeddb-<hash of the name>.identity`, durable as soon as
+//!    its writer closes) and `localStorage` (`holdfast:indexeddb:<name>`;
+//!    Chromium commits it seconds later, so it is the fallback where OPFS is
+//!    missing). An open that finds the database without that record (created
+//!    anew, from version 0) or with another identity, while the origin
+//!    remembers one, is a reset. (Clearing all site data clears all of them,
+//!    and is not reported: the user asked for it.)
 //!
 //! A detected reset is appended to the record's `resets` (so it is still
 //! known after a reload) and reported by the repo as a `storage-reset`
@@ -171,7 +173,8 @@ pub async fn identify(
 ) -> Result<Identity, StorageError> {
     let name = storage.name();
     let now = js_sys::Date::now() as u64;
-    let remembered = remembered(name);
+    let memory = Memory::read(name).await;
+    let remembered = memory.identity().cloned();
     let stored = read(storage).await?;
 
     let detected = if let Some(u) = upgrade.as_ref().filter(|u| u.lost_data()) {
@@ -246,7 +249,7 @@ pub async fn identify(
             .put_value(&meta_key(), &encode(&ident), false)
             .await?;
     }
-    remember(name, &ident.identity);
+    memory.remember(name, &ident.identity).await;
     ident.upgrade = upgrade;
     ident.detected = detected;
     Ok(ident)
@@ -301,10 +304,27 @@ fn random_hex() -> Result<String, StorageError> {
     Ok(hex::encode(b))
 }
 
-// ------------------------------------------------------------ localStorage
+// ------------------------------------------------------------ the origin's memory
+//
+// Two places outside IndexedDB that the browser clears with the site's data
+// but not with an IndexedDB reset:
+// - a file in the origin private file system (OPFS), written through a
+//   writable stream whose `close()` puts it in place at once, so it survives
+//   a crash right after the first open;
+// - `localStorage`, where OPFS is missing (Chromium commits it to disk
+//   seconds after a write, so alone it can miss a crash that soon).
 
 fn marker(name: &str) -> String {
     format!("holdfast:indexeddb:{name}")
+}
+
+/// One file per database; the name is hashed (database names may hold any
+/// character, file names may not).
+fn opfs_file(name: &str) -> String {
+    format!(
+        "holdfast-indexeddb-{}.identity",
+        &crate::core::storage::sha256_hex(name.as_bytes())[..32]
+    )
 }
 
 /// `localStorage` where this global has one (not in workers; it may also
@@ -314,27 +334,109 @@ fn local_storage() -> Option<JsValue> {
     (ls.is_object()).then_some(ls)
 }
 
-fn call(ls: &JsValue, method: &str, args: &[JsValue]) -> Option<JsValue> {
-    let f = Reflect::get(ls, &method.into())
+fn call(obj: &JsValue, method: &str, args: &[JsValue]) -> Option<JsValue> {
+    let f = Reflect::get(obj, &method.into())
         .ok()?
         .dyn_into::<js_sys::Function>()
         .ok()?;
-    f.apply(ls, &args.iter().collect::<Array>()).ok()
+    f.apply(obj, &args.iter().collect::<Array>()).ok()
 }
 
-/// The identity this origin last saw in database `name`.
-fn remembered(name: &str) -> Option<String> {
-    call(&local_storage()?, "getItem", &[marker(name).into()])?.as_string()
+/// Call a method that returns a promise and await it; `None` if the method
+/// is missing, throws or rejects.
+async fn call_async(obj: &JsValue, method: &str, args: &[JsValue]) -> Option<JsValue> {
+    let promise = call(obj, method, args)?
+        .dyn_into::<js_sys::Promise>()
+        .ok()?;
+    wasm_bindgen_futures::JsFuture::from(promise).await.ok()
 }
 
-fn remember(name: &str, identity: &str) {
-    if let Some(ls) = local_storage() {
-        call(&ls, "setItem", &[marker(name).into(), identity.into()]);
+/// The OPFS root directory, where the browser has one.
+async fn opfs_root() -> Option<JsValue> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let storage = Reflect::get(&navigator, &"storage".into()).ok()?;
+    if !storage.is_object() {
+        return None;
+    }
+    call_async(&storage, "getDirectory", &[]).await
+}
+
+async fn opfs_read(name: &str) -> Option<String> {
+    let root = opfs_root().await?;
+    let handle = call_async(&root, "getFileHandle", &[opfs_file(name).into()]).await?;
+    let file = call_async(&handle, "getFile", &[]).await?;
+    let text = call_async(&file, "text", &[]).await?.as_string()?;
+    (!text.is_empty()).then_some(text)
+}
+
+/// Whether the file was written.
+async fn opfs_write(name: &str, identity: &str) -> bool {
+    let Some(root) = opfs_root().await else {
+        return false;
+    };
+    let options = Object::new();
+    set(&options, "create", &true.into());
+    let Some(handle) = call_async(
+        &root,
+        "getFileHandle",
+        &[opfs_file(name).into(), options.into()],
+    )
+    .await
+    else {
+        return false;
+    };
+    let Some(writable) = call_async(&handle, "createWritable", &[]).await else {
+        return false;
+    };
+    if call_async(&writable, "write", &[identity.into()])
+        .await
+        .is_none()
+    {
+        call_async(&writable, "abort", &[]).await;
+        return false;
+    }
+    call_async(&writable, "close", &[]).await.is_some()
+}
+
+/// What the origin remembers of database `name`, in each place.
+struct Memory {
+    opfs: Option<String>,
+    local: Option<String>,
+}
+
+impl Memory {
+    async fn read(name: &str) -> Memory {
+        Memory {
+            opfs: opfs_read(name).await,
+            local: local_storage()
+                .and_then(|ls| call(&ls, "getItem", &[marker(name).into()]))
+                .and_then(|v| v.as_string()),
+        }
+    }
+
+    /// The identity this origin last saw in the database.
+    fn identity(&self) -> Option<&String> {
+        self.opfs.as_ref().or(self.local.as_ref())
+    }
+
+    /// Remember `identity` wherever it is not yet.
+    async fn remember(&self, name: &str, identity: &str) {
+        if self.opfs.as_deref() != Some(identity) {
+            opfs_write(name, identity).await;
+        }
+        if self.local.as_deref() != Some(identity) {
+            if let Some(ls) = local_storage() {
+                call(&ls, "setItem", &[marker(name).into(), identity.into()]);
+            }
+        }
     }
 }
 
 /// Forget database `name` (it is being deleted on purpose).
-pub fn forget(name: &str) {
+pub async fn forget(name: &str) {
+    if let Some(root) = opfs_root().await {
+        call_async(&root, "removeEntry", &[opfs_file(name).into()]).await;
+    }
     if let Some(ls) = local_storage() {
         call(&ls, "removeItem", &[marker(name).into()]);
     }
