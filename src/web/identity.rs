@@ -227,17 +227,25 @@ pub async fn identify(
             };
             // `add`: two tabs opening a new database at once agree on the
             // first identity written.
-            if storage
-                .put_value(&meta_key(), &encode(&fresh), true)
-                .await?
-            {
-                fresh
-            } else {
-                read(storage).await?.ok_or_else(|| {
+            match storage.put_value(&meta_key(), &encode(&fresh), true).await {
+                Ok(true) => fresh,
+                Ok(false) => read(storage).await?.ok_or_else(|| {
                     StorageError::Aborted(format!(
                         "database {name:?}: holdfast's record vanished while it was created"
                     ))
-                })?
+                })?,
+                Err(e) => {
+                    // E.g. a full quota: the database must still open (its
+                    // data stays readable). Without a stored identity the
+                    // origin remembers none either (else the next open would
+                    // take the missing record for a reset).
+                    unsaved(name, &e);
+                    let mut ident = fresh;
+                    ident.resets.extend(detected.clone());
+                    ident.upgrade = upgrade;
+                    ident.detected = detected;
+                    return Ok(ident);
+                }
             }
         }
     };
@@ -245,14 +253,24 @@ pub async fn identify(
         ident.resets.push(r.clone());
         let excess = ident.resets.len().saturating_sub(MAX_RESETS);
         ident.resets.drain(..excess);
-        storage
-            .put_value(&meta_key(), &encode(&ident), false)
-            .await?;
+        if let Err(e) = storage.put_value(&meta_key(), &encode(&ident), false).await {
+            // Reported now all the same; a later open will not know of it.
+            unsaved(name, &e);
+        }
     }
     memory.remember(name, &ident.identity).await;
     ident.upgrade = upgrade;
     ident.detected = detected;
     Ok(ident)
+}
+
+fn unsaved(name: &str, e: &StorageError) {
+    web_sys::console::warn_1(
+        &format!(
+            "holdfast: could not store the identity record of IndexedDB database {name:?}: {e}"
+        )
+        .into(),
+    );
 }
 
 async fn read(storage: &IdbStorage) -> Result<Option<Identity>, StorageError> {
