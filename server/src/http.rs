@@ -35,11 +35,22 @@ pub fn router(state: AppState) -> Router {
     let mut r = Router::new()
         .route("/", any(root))
         .route("/sync", any(sync))
-        .route("/healthz", get(|| async { "ok\n" }));
+        .route("/healthz", get(healthz));
     if let Some(www) = state.www.clone() {
         r = r.fallback_service(ServeDir::new(www));
     }
     r.with_state(state)
+}
+
+/// `ok` while the task that owns the repo runs; 503 once it has stopped
+/// (then no connection can be served). A panic while processing one peer's
+/// message is isolated inside the core and does not stop that task.
+async fn healthz(State(s): State<AppState>) -> Response {
+    if s.repo.is_closed() {
+        (StatusCode::SERVICE_UNAVAILABLE, "the sync task has stopped\n").into_response()
+    } else {
+        "ok\n".into_response()
+    }
 }
 
 async fn sync(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {

@@ -22,6 +22,9 @@ pub struct Config {
     pub www: Option<PathBuf>,
     /// Largest frame the core accepts (an `error` message answers larger).
     pub max_frame: usize,
+    /// Validate every peer's sync messages before automerge sees them
+    /// (default true; `false` only to test that panics stay isolated).
+    pub validate_peer_input: bool,
 }
 
 /// A running server: its address, and a way to stop it gracefully.
@@ -61,6 +64,7 @@ pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io:
     cfg.limits = DecodeLimits {
         max_frame_size: config.max_frame,
     };
+    cfg.validate_peer_input = config.validate_peer_input;
     let repo = Repo::new(cfg);
 
     let (tx, rx) = mpsc::unbounded_channel();

@@ -25,6 +25,10 @@ struct Args {
     /// Largest accepted frame in bytes; larger ones get an `error` message.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_frame: usize,
+    /// Testing only: hand peer sync messages to automerge unchecked, to
+    /// show that a panic on crafted input stays isolated to its document.
+    #[arg(long, hide = true)]
+    unsafe_skip_peer_validation: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +76,7 @@ fn main() -> std::process::ExitCode {
             listen: args.listen,
             www: args.www,
             max_frame: args.max_frame,
+            validate_peer_input: !args.unsafe_skip_peer_validation,
         };
         let running = start(config, storage)
             .await

@@ -47,7 +47,16 @@ pub enum InvalidDocumentId {
     BadChecksum,
     #[error("document id decodes to {0} bytes, expected 16")]
     WrongLength(usize),
+    /// Checked before decoding: base58 decoding is quadratic in the length.
+    #[error("document id of {0} characters is too long (at most {MAX_DOCUMENT_ID_CHARS})")]
+    TooLong(usize),
 }
+
+/// The longest bs58check text of 16 bytes plus a 4-byte checksum:
+/// ceil(20 * log(256) / log(58)).
+pub const MAX_DOCUMENT_ID_CHARS: usize = 28;
+/// The same for a 32-byte change hash (36 bytes with the checksum).
+pub const MAX_HEAD_CHARS: usize = 50;
 
 /// Why a head in an Automerge URL is invalid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +69,8 @@ pub enum InvalidHead {
     BadChecksum,
     #[error("head decodes to {0} bytes, expected a 32-byte change hash")]
     WrongLength(usize),
+    #[error("head of {0} characters is too long (at most {MAX_HEAD_CHARS})")]
+    TooLong(usize),
 }
 
 /// Why a string is not a valid Automerge URL.
@@ -128,6 +139,9 @@ impl FromStr for DocumentId {
     type Err = InvalidDocumentId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() > MAX_DOCUMENT_ID_CHARS {
+            return Err(InvalidDocumentId::TooLong(s.len()));
+        }
         let bytes = bs58check_decode(s).map_err(|e| match e {
             Bs58CheckError::BadBase58 { index } => InvalidDocumentId::BadBase58 { index },
             Bs58CheckError::MissingChecksum => InvalidDocumentId::MissingChecksum,
@@ -143,6 +157,9 @@ impl FromStr for DocumentId {
 
 /// Parses one URL head: bs58check of a 32-byte change hash.
 pub fn parse_head(s: &str) -> Result<ChangeHash, InvalidHead> {
+    if s.len() > MAX_HEAD_CHARS {
+        return Err(InvalidHead::TooLong(s.len()));
+    }
     let bytes = bs58check_decode(s).map_err(|e| match e {
         Bs58CheckError::BadBase58 { index } => InvalidHead::BadBase58 { index },
         Bs58CheckError::MissingChecksum => InvalidHead::MissingChecksum,
@@ -275,6 +292,16 @@ mod tests {
 
     #[test]
     fn document_id_errors() {
+        let longest = DocumentId::from_bytes([0xff; 16]).to_string();
+        assert!(longest.len() <= MAX_DOCUMENT_ID_CHARS, "{longest}");
+        assert_eq!(
+            "1".repeat(29).parse::<DocumentId>(),
+            Err(InvalidDocumentId::TooLong(29))
+        );
+        let head = ChangeHash([0xff; 32]);
+        let text = bs58::encode(head.0).with_check().into_string();
+        assert!(text.len() <= MAX_HEAD_CHARS, "{text}");
+        assert_eq!(parse_head(&"1".repeat(51)), Err(InvalidHead::TooLong(51)));
         assert_eq!(
             "0OIl".parse::<DocumentId>(),
             Err(InvalidDocumentId::BadBase58 { index: 0 })
@@ -295,11 +322,17 @@ mod tests {
             bad.parse::<DocumentId>(),
             Err(InvalidDocumentId::BadChecksum)
         );
-        // A valid bs58check string of 32 bytes is not a document id.
+        // A valid bs58check string of 15 bytes is not a document id; one of
+        // 32 bytes is refused by its length before decoding.
+        let short = bs58check_encode(&[7u8; 15]);
+        assert_eq!(
+            short.parse::<DocumentId>(),
+            Err(InvalidDocumentId::WrongLength(15))
+        );
         let long = bs58check_encode(&[7u8; 32]);
         assert_eq!(
             long.parse::<DocumentId>(),
-            Err(InvalidDocumentId::WrongLength(32))
+            Err(InvalidDocumentId::TooLong(long.len()))
         );
         let err = "".parse::<DocumentId>().unwrap_err().to_string();
         assert!(err.contains("checksum"), "{err}");

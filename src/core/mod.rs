@@ -4,4 +4,5 @@ pub mod edit;
 pub mod id;
 pub mod repo;
 pub mod storage;
+pub mod validate;
 pub mod wire;

@@ -43,6 +43,13 @@ impl DocBatch {
 }
 
 impl Repo {
+    /// The incremental bytes of `id` in the commit in flight, if any.
+    pub(super) fn in_flight_bytes(&self, id: DocumentId) -> Option<Vec<u8>> {
+        let f = self.in_flight.as_ref()?;
+        let b = f.docs.iter().find(|b| b.doc == id)?;
+        b.incremental.as_ref().map(|(_, bytes, _)| bytes.clone())
+    }
+
     /// Build the next group commit if none is in flight and work is pending.
     pub(super) fn flush(&mut self) {
         if self.in_flight.is_some() {

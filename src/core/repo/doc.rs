@@ -17,9 +17,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 
+use super::admit::SeqCache;
+use super::guard::guarded;
 use super::types::{ChangeId, ConnId, FindId, RepoConfig, Timestamp};
 use crate::core::id::DocumentId;
 use crate::core::storage::{ChunkKind, RecordKind, StorageKey};
+use crate::core::validate::ChangeInfo;
 use crate::core::wire;
 
 pub(super) enum Phase {
@@ -73,6 +76,9 @@ pub(super) struct Doc {
     /// Connections that answered our request with `doc-unavailable`.
     pub unavailable: BTreeSet<ConnId>,
     pub buffered: Vec<(ConnId, wire::Message)>,
+    /// Peers' changes whose dependencies have not arrived (see `admit`).
+    pub orphans: Vec<ChangeInfo>,
+    pub seqs: SeqCache,
 }
 
 impl Doc {
@@ -97,6 +103,8 @@ impl Doc {
             find_deadline: None,
             unavailable: BTreeSet::new(),
             buffered: Vec::new(),
+            orphans: Vec::new(),
+            seqs: SeqCache::default(),
         }
     }
 
@@ -230,6 +238,12 @@ impl Doc {
     /// Apply a peer's sync message to the durable document (its changes are
     /// already durable). Returns false if the peer is gone.
     ///
+    /// automerge gets the message without its changes: they are in `durable`
+    /// already (loaded from the commit that made them durable), so `durable`
+    /// never parses a peer's bytes. For automerge's sync state the only
+    /// difference is `shared_heads`, which it then takes from the message's
+    /// heads (all known once the changes are here).
+    ///
     /// A message that carried changes is always answered with our heads: that
     /// answer is the acknowledgement the peer waits for ("on server").
     /// automerge skips it when the peer earlier told us our own heads, which
@@ -239,6 +253,10 @@ impl Doc {
             return false;
         };
         let carried = !msg.changes.is_empty();
+        let msg = sync::Message {
+            changes: sync::ChunkList::empty(),
+            ..msg
+        };
         if let Err(e) = self.durable.receive_sync_message(state, msg) {
             tracing::warn!(doc = %self.id, error = %e, "could not apply a sync message");
         }
@@ -248,13 +266,22 @@ impl Doc {
         true
     }
 
-    pub fn generate(&mut self, conn: ConnId) -> Option<sync::Message> {
-        let state = self.peers.get_mut(&conn)?;
-        let msg = self.durable.generate_sync_message(state)?;
+    /// The next sync message for `conn`, from `durable`. `Err`: automerge
+    /// panicked on the peer's state (see `guard`).
+    pub fn generate(&mut self, conn: ConnId) -> Result<Option<sync::Message>, String> {
+        let Some(state) = self.peers.get_mut(&conn) else {
+            return Ok(None);
+        };
+        let durable = &self.durable;
+        let Some(mut msg) = guarded(|| durable.generate_sync_message(state))? else {
+            return Ok(None);
+        };
+        self.rewrite_need(&mut msg.need);
+        let state = self.peers.get_mut(&conn).expect("present above");
         // Record the heads actually sent: a reset message carries empty heads
         // while automerge records our real ones, and would then never send
         // them (it believes the peer has them).
         state.last_sent_heads.clone_from(&msg.heads);
-        Some(msg)
+        Ok(Some(msg))
     }
 }

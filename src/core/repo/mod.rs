@@ -14,9 +14,11 @@
 //! queue runs dry. Each local change is reported when the commit holding it
 //! completes.
 
+mod admit;
 mod commit;
 mod doc;
 mod docs;
+mod guard;
 mod net;
 pub mod types;
 

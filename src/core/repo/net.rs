@@ -4,10 +4,12 @@
 use automerge::sync::{self, SyncDoc};
 
 use super::doc::{Doc, Item, Pending, Phase};
+use super::guard::guarded;
 use super::types::*;
 use super::Repo;
 use crate::core::id::DocumentId;
 use crate::core::storage::StorageKey;
+use crate::core::validate::{self, ChunkInfo};
 use crate::core::wire::{self, Message, PeerId, PeerMetadata};
 
 pub(super) const PROTOCOL_VERSION: &str = "1";
@@ -241,14 +243,23 @@ impl Repo {
                 data,
                 ..
             } => {
-                let decoded = match sync::Message::decode(&data) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        return self
-                            .protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()))
-                    }
-                };
-                self.receive_sync(conn, document_id, request, decoded);
+                if !self.cfg.validate_peer_input {
+                    return match sync::Message::decode(&data) {
+                        Ok(m) => self.receive_sync(conn, document_id, request, m, None),
+                        Err(e) => self
+                            .protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string())),
+                    };
+                }
+                match validate::check_sync_message(&data, &self.cfg.peer_limits) {
+                    Ok(c) => self.receive_sync(conn, document_id, request, c.msg, Some(c.chunks)),
+                    Err(error) => self.protocol_error(
+                        conn,
+                        ProtocolError::Refused {
+                            doc: document_id.to_string(),
+                            error,
+                        },
+                    ),
+                }
             }
             Message::DocUnavailable { document_id, .. } => {
                 if let Some(doc) = self.docs.get_mut(&document_id) {
@@ -260,7 +271,16 @@ impl Repo {
         }
     }
 
-    fn receive_sync(&mut self, conn: ConnId, id: DocumentId, request: bool, msg: sync::Message) {
+    /// `chunks`: what validation found in `msg`'s changes (`None` when
+    /// validation is off).
+    fn receive_sync(
+        &mut self,
+        conn: ConnId,
+        id: DocumentId,
+        request: bool,
+        msg: sync::Message,
+        chunks: Option<Vec<Vec<ChunkInfo>>>,
+    ) {
         let next_batch = self.next_batch;
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
@@ -282,14 +302,29 @@ impl Repo {
             };
             return self.send(conn, &reply);
         }
+        let mut msg = msg;
+        if let Some(chunks) = chunks {
+            // Checked: load only what may be applied now (see `admit`).
+            let all = chunks.into_iter().flatten().collect();
+            match doc.admit(all, &self.cfg.peer_limits) {
+                Ok(ready) => msg.changes = sync::ChunkList::from(ready),
+                Err(error) => {
+                    let doc = id.to_string();
+                    return self.protocol_error(conn, ProtocolError::Refused { doc, error });
+                }
+            }
+        }
         let tag = if msg.changes.is_empty() {
             doc.conn_tag(conn)
         } else {
-            if let Err(e) = doc
-                .working
-                .load_incremental(&msg.changes.iter().flatten().copied().collect::<Vec<u8>>())
-            {
-                return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()));
+            let bytes: Vec<u8> = msg.changes.iter().flatten().copied().collect();
+            let working = &mut doc.working;
+            match guarded(|| working.load_incremental(&bytes)) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()))
+                }
+                Err(panic) => return self.set_aside(id, conn, &panic),
             }
             doc.barrier(next_batch)
         };
@@ -418,8 +453,10 @@ impl Repo {
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
-        let Some(msg) = doc.generate(conn) else {
-            return;
+        let msg = match doc.generate(conn) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return,
+            Err(panic) => return self.drop_peer_state(id, conn, &panic),
         };
         let request = doc.durable.get_heads().is_empty();
         let frame = Message::Sync {
@@ -463,7 +500,7 @@ impl Repo {
         }
     }
 
-    fn protocol_error(&mut self, conn: ConnId, error: ProtocolError) {
+    pub(super) fn protocol_error(&mut self, conn: ConnId, error: ProtocolError) {
         tracing::info!(?conn, %error, "closing connection");
         self.send(
             conn,

@@ -4,6 +4,7 @@ use automerge::ChangeHash;
 
 use crate::core::id::DocumentId;
 use crate::core::storage::{Commit, StorageError, StorageKey, StorageReset};
+use crate::core::validate::{PeerLimits, ValidationError};
 use crate::core::wire::{DecodeLimits, PeerId, PeerMetadata};
 
 /// Milliseconds on the caller's clock. The core never reads a clock: every
@@ -66,6 +67,14 @@ pub struct RepoConfig {
     /// a snapshot of them: each change is parsed and applied on its own).
     pub compact_bytes: usize,
     pub limits: DecodeLimits,
+    /// Bounds on what one peer message may hold or cost (see
+    /// [`crate::core::validate`]).
+    pub peer_limits: PeerLimits,
+    /// Check every sync message and change chunk from a peer before automerge
+    /// sees it (default true). Only a fuzz target measuring what the checks
+    /// prevent turns this off: automerge panics or allocates without bound on
+    /// crafted input.
+    pub validate_peer_input: bool,
 }
 
 impl RepoConfig {
@@ -84,6 +93,8 @@ impl RepoConfig {
             compact_after: 64,
             compact_bytes: 16 * 1024,
             limits: DecodeLimits::default(),
+            peer_limits: PeerLimits::default(),
+            validate_peer_input: true,
         }
     }
 }
@@ -147,6 +158,15 @@ pub enum ProtocolError {
     BadSyncMessage(String),
     #[error("the peer reported an error: {0}")]
     Remote(String),
+    /// A sync message failed validation; nothing of it was applied or stored.
+    #[error("document {doc}: sync message refused: {error}")]
+    Refused { doc: String, error: ValidationError },
+    /// Processing a message for `doc` panicked (a bug in automerge or in
+    /// holdfast that validation did not catch). The message was discarded and
+    /// the document returned to its durable state; other documents and
+    /// connections were not affected.
+    #[error("document {doc}: internal error while processing a sync message; it was discarded")]
+    Internal { doc: String },
 }
 
 /// Events for the application. Everything here that reports document state

@@ -1,0 +1,281 @@
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::Transactable;
+use automerge::{ActorId, Automerge, ObjType, ROOT};
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+fn limits() -> PeerLimits {
+    PeerLimits::default()
+}
+
+fn doc_with_text(actor: u8, text: &str) -> Automerge {
+    let mut d = Automerge::new().with_actor(ActorId::from([actor; 16]));
+    let mut tx = d.transaction();
+    let t = tx.put_object(ROOT, "text", ObjType::Text).unwrap();
+    tx.splice_text(&t, 0, 0, text).unwrap();
+    tx.put(ROOT, "n", 1).unwrap();
+    tx.commit();
+    d
+}
+
+/// Every message two automerge peers exchange until in sync.
+fn exchange(a: &mut Automerge, b: &mut Automerge) -> Vec<Vec<u8>> {
+    let (mut sa, mut sb) = (sync::State::new(), sync::State::new());
+    let mut out = Vec::new();
+    for _ in 0..10 {
+        let mut quiet = true;
+        if let Some(m) = a.generate_sync_message(&mut sa) {
+            let bytes = m.encode();
+            out.push(bytes.clone());
+            b.receive_sync_message(&mut sb, sync::Message::decode(&bytes).unwrap())
+                .unwrap();
+            quiet = false;
+        }
+        if let Some(m) = b.generate_sync_message(&mut sb) {
+            let bytes = m.encode();
+            out.push(bytes.clone());
+            a.receive_sync_message(&mut sa, sync::Message::decode(&bytes).unwrap())
+                .unwrap();
+            quiet = false;
+        }
+        if quiet {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn every_message_automerge_sends_passes() {
+    let mut a = doc_with_text(1, &"holdfast ".repeat(200));
+    let mut b = doc_with_text(2, "other");
+    for i in 0..20 {
+        a.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "n", i)?;
+            Ok(())
+        })
+        .unwrap();
+    }
+    let msgs = exchange(&mut a, &mut b);
+    assert!(msgs.len() >= 3, "a real exchange");
+    let mut changes = 0;
+    for m in &msgs {
+        let c = check_sync_message(m, &limits()).expect("automerge's own message passes");
+        assert_eq!(c.msg, sync::Message::decode(m).unwrap());
+        changes += c.chunks.iter().flatten().count();
+    }
+    assert!(changes > 0, "some messages carried changes");
+}
+
+#[test]
+fn a_whole_document_in_a_v2_message_passes() {
+    // A peer that advertised v2 (flags) and lacks more than a third of the
+    // document gets the whole document as one chunk.
+    let mut a = doc_with_text(1, &"x".repeat(2000));
+    let mut b = Automerge::new();
+    let msgs = exchange(&mut b, &mut a);
+    let docs: usize = msgs
+        .iter()
+        .map(|m| {
+            check_sync_message(m, &limits())
+                .unwrap()
+                .chunks
+                .iter()
+                .flatten()
+                .filter(|c| matches!(c, ChunkInfo::Document { .. }))
+                .count()
+        })
+        .sum();
+    assert_eq!(docs, 1, "the document travelled as one document chunk");
+}
+
+fn bloom_err(data: &[u8]) -> String {
+    match check_sync_message(data, &limits()) {
+        Err(ValidationError::Bloom { reason, .. }) => reason,
+        other => panic!("expected a Bloom filter error, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn the_crafted_bloom_filters_are_refused() {
+    // Zero bits per entry (automerge: remainder by zero).
+    let mut zero = vec![0x42, 0x01];
+    zero.extend([7u8; 32]);
+    zero.extend([0x00, 0x01, 0x00, 0x03, 0x01, 0x00, 0x01, 0x00]);
+    assert!(bloom_err(&zero).contains("0 bits per entry"));
+    // 2^32 - 1 probes (automerge: a 16 GiB allocation).
+    let probes = [
+        0x42, 0x00, 0x00, 0x01, 0x00, 0x08, 0x01, 0x08, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, 0x00,
+    ];
+    assert!(bloom_err(&probes).contains("4294967295 probes"));
+    // Bits that do not match the declared size.
+    let short = [0x42, 0x00, 0x00, 0x01, 0x00, 0x03, 0x10, 0x0a, 0x07, 0x00];
+    assert!(bloom_err(&short).contains("need 20 bytes"));
+    // 100 filters of 2^20 probes each (automerge: seconds of hashing).
+    let mut many = vec![0x42, 0x00, 0x00, 100];
+    for _ in 0..100 {
+        many.extend([0x00, 0x06, 0x01, 0x08, 0x80, 0x80, 0x40, 0x00]);
+    }
+    many.push(0x00);
+    assert!(matches!(
+        check_sync_message(&many, &limits()),
+        Err(ValidationError::Read(ReadError::TooMany { what: "have", .. }))
+    ));
+}
+
+#[test]
+fn truncation_and_trailing_bytes_are_refused() {
+    let a = doc_with_text(1, "abc");
+    let msg = a
+        .generate_sync_message(&mut sync::State::new())
+        .unwrap()
+        .encode();
+    // Every prefix is refused, except the one that ends where the optional
+    // flags section (a length byte, then that many bytes) begins.
+    for cut in 0..msg.len() {
+        let flags_follow = usize::from(msg[cut]) == msg.len() - cut - 1;
+        assert_eq!(
+            check_sync_message(&msg[..cut], &limits()).is_ok(),
+            flags_follow,
+            "prefix of {cut} bytes"
+        );
+    }
+    let mut long = msg.clone();
+    long.extend([0x01, 0x02, 0x03]);
+    assert!(check_sync_message(&long, &limits()).is_err());
+    assert!(matches!(
+        check_sync_message(&[0x41], &limits()),
+        Err(ValidationError::NotSyncMessage(0x41))
+    ));
+}
+
+fn uleb(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// A change chunk (type 1) with `body`, its checksum computed.
+fn chunk(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut len = Vec::new();
+    uleb(body.len() as u64, &mut len);
+    let mut h = Sha256::new();
+    h.update([if ty == 2 { 1 } else { ty }]);
+    h.update(&len);
+    h.update(body);
+    let sum: [u8; 32] = h.finalize().into();
+    let mut out = vec![0x85, 0x6f, 0x4a, 0x83];
+    out.extend(&sum[..4]);
+    out.push(ty);
+    out.extend(len);
+    out.extend(body);
+    out
+}
+
+fn message_with(chunk: &[u8]) -> Vec<u8> {
+    let mut m = vec![0x42, 0x00, 0x00, 0x00, 0x01];
+    uleb(chunk.len() as u64, &mut m);
+    m.extend(chunk);
+    m
+}
+
+/// A change header (no deps, actor 1..., seq 1, startOp 1) then `columns`.
+fn change_body(columns: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let mut b = vec![0x00, 0x10];
+    b.extend([1u8; 16]);
+    b.extend([0x01, 0x01, 0x00, 0x00, 0x00]);
+    uleb(columns.len() as u64, &mut b);
+    for (spec, data) in columns {
+        uleb(u64::from(*spec), &mut b);
+        uleb(data.len() as u64, &mut b);
+    }
+    for (_, data) in columns {
+        b.extend(data);
+    }
+    b
+}
+
+#[test]
+fn a_run_length_column_declaring_billions_of_operations_is_refused() {
+    // Action column: one run of 2^40 `set`s, in 7 bytes.
+    let mut run = Vec::new();
+    let mut n: i64 = 1 << 40;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 && b & 0x40 == 0 {
+            run.push(b);
+            break;
+        }
+        run.push(b | 0x80);
+    }
+    run.push(0x01);
+    let bomb = chunk(1, &change_body(&[(columns::ACTION_SPEC, run)]));
+    match check_sync_message(&message_with(&bomb), &limits()) {
+        Err(ValidationError::Chunk {
+            error: ChunkError::ColumnTooLong { len, .. },
+            ..
+        }) => assert_eq!(len, 1 << 40),
+        other => panic!("expected ColumnTooLong, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn a_compressed_change_that_inflates_beyond_the_budget_is_refused() {
+    use std::io::Write;
+    let body = change_body(&[(columns::ACTION_SPEC, vec![0u8; 4 << 20])]);
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&body).unwrap();
+    let bomb = chunk(2, &z.finish().unwrap());
+    assert!(bomb.len() < 16 * 1024, "{} bytes", bomb.len());
+    match check_sync_message(&message_with(&bomb), &limits()) {
+        Err(ValidationError::Chunk {
+            error: ChunkError::InflateTooLarge { .. },
+            ..
+        }) => {}
+        other => panic!("expected InflateTooLarge, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn checksums_magic_and_chunk_types_are_checked() {
+    let a = doc_with_text(1, "abc");
+    let change = a.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let ok = message_with(&change);
+    let c = check_sync_message(&ok, &limits()).unwrap();
+    assert!(matches!(&c.chunks[0][0], ChunkInfo::Change(c) if c.seq == 1));
+    let mut bad_sum = change.clone();
+    bad_sum[5] ^= 1;
+    assert!(matches!(
+        check_sync_message(&message_with(&bad_sum), &limits()),
+        Err(ValidationError::Chunk {
+            error: ChunkError::Checksum { .. },
+            ..
+        })
+    ));
+    let mut bundle = change.clone();
+    bundle[8] = 3;
+    assert!(matches!(
+        check_sync_message(&message_with(&bundle), &limits()),
+        Err(ValidationError::Chunk {
+            error: ChunkError::Bundle,
+            ..
+        })
+    ));
+    let mut magic = change;
+    magic[0] = 0;
+    assert!(matches!(
+        check_sync_message(&message_with(&magic), &limits()),
+        Err(ValidationError::Chunk {
+            error: ChunkError::BadMagic,
+            ..
+        })
+    ));
+}
