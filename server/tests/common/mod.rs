@@ -675,6 +675,7 @@ pub fn config(www: Option<PathBuf>, max_frame: usize) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         www,
         max_frame,
+        validate_peer_input: true,
     }
 }
 

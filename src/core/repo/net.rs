@@ -303,7 +303,7 @@ impl Repo {
             return self.send(conn, &reply);
         }
         let mut msg = msg;
-        if let Some(chunks) = chunks {
+        if let Some(chunks) = chunks.filter(|c| !c.is_empty()) {
             // Checked: load only what may be applied now (see `admit`).
             let all = chunks.into_iter().flatten().collect();
             match doc.admit(all, &self.cfg.peer_limits) {
