@@ -56,7 +56,7 @@ test:
 	$(SETUP) node-test-deps wasm-target wasm-tools browser playwright
 	$(CARGO) test --workspace --all-targets -- --skip simulation_with
 	$(CARGO) test --test simulation simulation_with -- --nocapture
-	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_idb_worker --test web_repo --test web_ops
+	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_idb_worker --test web_repo --test web_ops --test core_peer_input
 	scripts/build-pkg.sh --dev
 	$(CARGO) build -p holdfast-server
 	node --test tests/js/
