@@ -39,6 +39,8 @@ pub enum ChunkError {
     Columns(String),
     #[error("column {spec:#x} holds {len} values; the limit is {max}")]
     ColumnTooLong { spec: u32, len: u64, max: u64 },
+    #[error("{ops} new operations in {len} uncompressed bytes; the limit is {max}")]
+    TooManyOps { ops: u64, len: usize, max: u64 },
     #[error("the message's changes delete {count} values; the limit is {max}")]
     TooManyDeletes { count: u64, max: u64 },
     #[error("document chunk: actor index {0} out of range")]
@@ -108,8 +110,10 @@ impl ChunkInfo {
 pub struct Budget {
     /// Bytes DEFLATE may still produce.
     pub inflate: usize,
-    /// Operations (any action) the message may still declare.
-    pub ops: u64,
+    /// New (non-delete) operations allowed per uncompressed chunk byte,
+    pub ops_per_byte: u64,
+    /// plus this many more for the rest of the message.
+    pub ops_allowance: u64,
     /// Deletions the message may still declare.
     pub deletes: u64,
 }
@@ -118,9 +122,30 @@ impl Budget {
     pub fn for_message(len: usize, limits: &PeerLimits) -> Self {
         Budget {
             inflate: limits.max_expansion.saturating_mul(len),
-            ops: limits.max_ops(len).saturating_add(limits.max_deletes as u64),
+            ops_per_byte: limits.ops_per_byte as u64,
+            ops_allowance: limits.ops_allowance as u64,
             deletes: limits.max_deletes as u64,
         }
+    }
+
+    /// Charges a chunk of `len` uncompressed bytes declaring `ops`
+    /// operations, `deletes` of them deletions.
+    fn charge(&mut self, len: usize, ops: u64, deletes: u64) -> Result<(), ChunkError> {
+        if deletes > self.deletes {
+            return Err(ChunkError::TooManyDeletes {
+                count: deletes,
+                max: self.deletes,
+            });
+        }
+        let own = self.ops_per_byte.saturating_mul(len as u64);
+        let new = ops - deletes;
+        let max = own.saturating_add(self.ops_allowance);
+        if new > max {
+            return Err(ChunkError::TooManyOps { ops: new, len, max });
+        }
+        self.deletes -= deletes;
+        self.ops_allowance -= new.saturating_sub(own);
+        Ok(())
     }
 }
 
@@ -237,29 +262,19 @@ fn column_data(
     Ok(out)
 }
 
-/// Counts the operations (from the action column), then bounds every other
-/// column by them: automerge reads one value per operation from each
-/// (grouped columns: a few per operation).
-fn check_op_columns(cols: &[(u32, Vec<u8>)], budget: &mut Budget) -> Result<(u64, u64), ChunkError> {
+/// Counts the operations (from the action column) and charges them to the
+/// budget, then bounds every other column by them: automerge reads one value
+/// per operation from each (grouped columns: a few per operation).
+fn check_op_columns(
+    cols: &[(u32, Vec<u8>)],
+    len: usize,
+    budget: &mut Budget,
+) -> Result<(u64, u64), ChunkError> {
     let (ops, deletes) = match cols.iter().find(|(s, _)| *s == ACTION_SPEC) {
         Some((_, data)) => columns::count_actions(data)?,
         None => (0, 0),
     };
-    if ops > budget.ops {
-        return Err(ChunkError::ColumnTooLong {
-            spec: ACTION_SPEC,
-            len: ops,
-            max: budget.ops,
-        });
-    }
-    if deletes > budget.deletes {
-        return Err(ChunkError::TooManyDeletes {
-            count: deletes,
-            max: budget.deletes,
-        });
-    }
-    budget.ops -= ops;
-    budget.deletes -= deletes;
+    budget.charge(len, ops, deletes)?;
     bound_columns(cols, ops.saturating_mul(4).saturating_add(1 << 16))?;
     Ok((ops, deletes))
 }
@@ -296,7 +311,7 @@ fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<ChunkI
     }
     let meta = column_meta(&mut r)?;
     let cols = column_data(&mut r, &meta, false, budget)?;
-    let (ops, deletes) = check_op_columns(&cols, budget)?;
+    let (ops, deletes) = check_op_columns(&cols, body.len(), budget)?;
     // Bounded now: automerge's own parse iterates the operations once.
     let change = Change::try_from(whole).map_err(|e| ChunkError::Automerge(e.to_string()))?;
     Ok(ChunkInfo::Change(ChangeInfo {
@@ -327,9 +342,12 @@ fn check_document(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<Chun
     let op_meta = column_meta(&mut r)?;
     let change_cols = column_data(&mut r, &change_meta, true, budget)?;
     let op_cols = column_data(&mut r, &op_meta, true, budget)?;
-    let (ops, deletes) = check_op_columns(&op_cols, budget)?;
-    // Change metadata: one entry per change; bounded like operations.
-    let max_changes = budget.ops.saturating_add(ops).saturating_add(1 << 16);
+    let len = body.len()
+        + change_cols.iter().chain(&op_cols).map(|(_, d)| d.len()).sum::<usize>();
+    let (ops, deletes) = check_op_columns(&op_cols, len, budget)?;
+    // Change metadata: one entry per change, each at least one operation or
+    // one byte of column data.
+    let max_changes = (ops + len as u64).saturating_add(1 << 16);
     bound_columns(&change_cols, max_changes)?;
     let col = |spec| change_cols.iter().find(|(s, _)| *s == spec).map(|(_, d)| d);
     if let (Some(actor_col), Some(seq_col)) = (col(CHANGE_ACTOR_SPEC), col(CHANGE_SEQ_SPEC)) {

@@ -1,6 +1,6 @@
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Automerge, ObjType, ROOT};
+use automerge::{ActorId, Automerge, ObjType, ReadDoc, ROOT};
 use sha2::{Digest, Sha256};
 
 use super::*;
@@ -88,6 +88,31 @@ fn a_whole_document_in_a_v2_message_passes() {
         })
         .sum();
     assert_eq!(docs, 1, "the document travelled as one document chunk");
+}
+
+#[test]
+fn a_highly_compressible_document_passes() {
+    // 200,000 identical characters and then their deletion: a few KiB on the
+    // wire for 400,000 operations.
+    let mut a = doc_with_text(1, &"a".repeat(200_000));
+    a.transact::<_, _, automerge::AutomergeError>(|tx| {
+        let (_, text) = tx.get(ROOT, "text")?.unwrap();
+        tx.splice_text(&text, 0, 200_000, "")?;
+        Ok(())
+    })
+    .unwrap();
+    let mut b = Automerge::new();
+    let msgs = exchange(&mut b, &mut a);
+    let biggest = msgs.iter().map(Vec::len).max().unwrap();
+    assert!(biggest < 64 * 1024, "{biggest} bytes");
+    for m in &msgs {
+        check_sync_message(m, &limits()).expect("passes");
+    }
+    // And the deletion alone, as a change.
+    let del = a.get_last_local_change().unwrap().raw_bytes().to_vec();
+    assert!(del.len() < 200, "{} bytes", del.len());
+    let c = check_sync_message(&message_with(&del), &limits()).unwrap();
+    assert_eq!(c.chunks[0][0].ops(), (200_000, 200_000));
 }
 
 fn bloom_err(data: &[u8]) -> String {
@@ -220,10 +245,10 @@ fn a_run_length_column_declaring_billions_of_operations_is_refused() {
     let bomb = chunk(1, &change_body(&[(columns::ACTION_SPEC, run)]));
     match check_sync_message(&message_with(&bomb), &limits()) {
         Err(ValidationError::Chunk {
-            error: ChunkError::ColumnTooLong { len, .. },
+            error: ChunkError::TooManyOps { ops, .. },
             ..
-        }) => assert_eq!(len, 1 << 40),
-        other => panic!("expected ColumnTooLong, got {:?}", other.err()),
+        }) => assert_eq!(ops, 1 << 40),
+        other => panic!("expected TooManyOps, got {:?}", other.err()),
     }
 }
 
@@ -235,7 +260,13 @@ fn a_compressed_change_that_inflates_beyond_the_budget_is_refused() {
     z.write_all(&body).unwrap();
     let bomb = chunk(2, &z.finish().unwrap());
     assert!(bomb.len() < 16 * 1024, "{} bytes", bomb.len());
-    match check_sync_message(&message_with(&bomb), &limits()) {
+    // DEFLATE stops near 1032:1, under the default budget; a tighter one
+    // shows the mechanism.
+    let tight = PeerLimits {
+        max_expansion: 100,
+        ..limits()
+    };
+    match check_sync_message(&message_with(&bomb), &tight) {
         Err(ValidationError::Chunk {
             error: ChunkError::InflateTooLarge { .. },
             ..
