@@ -130,7 +130,10 @@ impl Server {
     }
 
     fn heads(&self, doc: &DocumentId) -> Vec<ChangeHash> {
-        self.repo.durable_doc(doc).map(|d| d.get_heads()).unwrap_or_default()
+        self.repo
+            .durable_doc(doc)
+            .map(|d| d.get_heads())
+            .unwrap_or_default()
     }
 }
 
@@ -252,7 +255,10 @@ fn a_first_change_with_seq_three_is_refused() {
     let id = DocumentId([6; 16]);
     let (_, ch) = three_changes();
     s.sync(1, id, raw_msg(vec![with_seq(&ch[0], 3)]));
-    assert!(matches!(s.errors(1).as_slice(), [ProtocolError::Refused { .. }]));
+    assert!(matches!(
+        s.errors(1).as_slice(),
+        [ProtocolError::Refused { .. }]
+    ));
     assert!(s.heads(&id).is_empty());
 }
 

@@ -47,7 +47,11 @@ pub fn router(state: AppState) -> Router {
 /// message is isolated inside the core and does not stop that task.
 async fn healthz(State(s): State<AppState>) -> Response {
     if s.repo.is_closed() {
-        (StatusCode::SERVICE_UNAVAILABLE, "the sync task has stopped\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the sync task has stopped\n",
+        )
+            .into_response()
     } else {
         "ok\n".into_response()
     }

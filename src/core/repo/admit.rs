@@ -115,10 +115,9 @@ impl Doc {
             let before = pending.len();
             let mut rest = Vec::with_capacity(pending.len());
             for (c, from_message) in pending {
-                let deps_here = c
-                    .deps
-                    .iter()
-                    .all(|d| added.contains(d) || self.working.get_change_meta_by_hash(d).is_some());
+                let deps_here = c.deps.iter().all(|d| {
+                    added.contains(d) || self.working.get_change_meta_by_hash(d).is_some()
+                });
                 if !deps_here {
                     rest.push((c, from_message));
                     continue;
@@ -132,7 +131,9 @@ impl Doc {
                         ready.push(c.bytes);
                     }
                     Err(e) if from_message => return Err(e),
-                    Err(e) => tracing::info!(doc = %self.id, error = %e, "dropping a held-back change"),
+                    Err(e) => {
+                        tracing::info!(doc = %self.id, error = %e, "dropping a held-back change")
+                    }
                 }
             }
             pending = rest;
@@ -174,7 +175,9 @@ impl Doc {
             let actor = meta.actor.into_owned();
             let t = top.entry(actor.clone()).or_default();
             *t = (*t).max(meta.seq);
-            if self.working.get_change_meta_by_hash(&meta.hash).is_some() || added.contains(&meta.hash) {
+            if self.working.get_change_meta_by_hash(&meta.hash).is_some()
+                || added.contains(&meta.hash)
+            {
                 continue;
             }
             let held = counts.get(&actor).copied().unwrap_or(0);

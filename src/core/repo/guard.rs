@@ -71,7 +71,12 @@ impl Repo {
                 error: error.clone(),
             });
         }
-        self.protocol_error(conn, ProtocolError::Internal { doc: id.to_string() });
+        self.protocol_error(
+            conn,
+            ProtocolError::Internal {
+                doc: id.to_string(),
+            },
+        );
         self.sync_doc(id);
     }
 
@@ -83,6 +88,11 @@ impl Repo {
             doc.peers.remove(&conn);
             doc.covered.remove(&conn);
         }
-        self.protocol_error(conn, ProtocolError::Internal { doc: id.to_string() });
+        self.protocol_error(
+            conn,
+            ProtocolError::Internal {
+                doc: id.to_string(),
+            },
+        );
     }
 }

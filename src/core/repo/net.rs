@@ -246,8 +246,9 @@ impl Repo {
                 if !self.cfg.validate_peer_input {
                     return match sync::Message::decode(&data) {
                         Ok(m) => self.receive_sync(conn, document_id, request, m, None),
-                        Err(e) => self
-                            .protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string())),
+                        Err(e) => {
+                            self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()))
+                        }
                     };
                 }
                 match validate::check_sync_message(&data, &self.cfg.peer_limits) {

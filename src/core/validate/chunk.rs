@@ -343,7 +343,11 @@ fn check_document(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<Chun
     let change_cols = column_data(&mut r, &change_meta, true, budget)?;
     let op_cols = column_data(&mut r, &op_meta, true, budget)?;
     let len = body.len()
-        + change_cols.iter().chain(&op_cols).map(|(_, d)| d.len()).sum::<usize>();
+        + change_cols
+            .iter()
+            .chain(&op_cols)
+            .map(|(_, d)| d.len())
+            .sum::<usize>();
     let (ops, deletes) = check_op_columns(&op_cols, len, budget)?;
     // Change metadata: one entry per change, each at least one operation or
     // one byte of column data.

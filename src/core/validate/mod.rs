@@ -107,7 +107,9 @@ pub enum ValidationError {
         seq: u64,
         held: u64,
     },
-    #[error("change {hash} carries an author but has seq {seq} (only an actor's first change may)")]
+    #[error(
+        "change {hash} carries an author but has seq {seq} (only an actor's first change may)"
+    )]
     AuthorNotFirst { hash: String, seq: u64 },
     #[error("change {hash}: {reason}")]
     BadChange { hash: String, reason: String },
@@ -126,7 +128,10 @@ pub struct CheckedSync {
 /// Checks the structure of an encoded `automerge::sync::Message` and every
 /// change chunk it carries, then decodes it. Never panics; the work done is
 /// linear in `data.len()` (plus the bounded inflation of compressed chunks).
-pub fn check_sync_message(data: &[u8], limits: &PeerLimits) -> Result<CheckedSync, ValidationError> {
+pub fn check_sync_message(
+    data: &[u8],
+    limits: &PeerLimits,
+) -> Result<CheckedSync, ValidationError> {
     let mut r = Reader::new(data);
     let version = r.byte("message type")?;
     if version != 0x42 && version != 0x43 {
@@ -160,7 +165,11 @@ pub fn check_sync_message(data: &[u8], limits: &PeerLimits) -> Result<CheckedSyn
     Ok(CheckedSync { msg, chunks })
 }
 
-fn hashes(r: &mut Reader<'_>, what: &'static str, limits: &PeerLimits) -> Result<(), ValidationError> {
+fn hashes(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    limits: &PeerLimits,
+) -> Result<(), ValidationError> {
     let n = r.count(what, limits.max_hashes)?;
     r.take(n.saturating_mul(32), what)?;
     Ok(())

@@ -145,7 +145,10 @@ fn the_crafted_bloom_filters_are_refused() {
     many.push(0x00);
     assert!(matches!(
         check_sync_message(&many, &limits()),
-        Err(ValidationError::Read(ReadError::TooMany { what: "have", .. }))
+        Err(ValidationError::Read(ReadError::TooMany {
+            what: "have",
+            ..
+        }))
     ));
 }
 

@@ -461,7 +461,9 @@ fn typed_errors() {
     fields[3].1 = text(&"2".repeat(160_000));
     assert_eq!(
         decode(&map(&fields), &l),
-        Err(DecodeError::BadDocumentId(InvalidDocumentId::TooLong(160_000)))
+        Err(DecodeError::BadDocumentId(InvalidDocumentId::TooLong(
+            160_000
+        )))
     );
     let mut fields = sync_fields(doc_id(1));
     fields[4].1 = text("0102");
