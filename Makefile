@@ -14,6 +14,8 @@
 #   make soak    the long runs make test keeps short (scripts/soak.sh): the
 #                browser crash test for HOLDFAST_SOAK_ROUNDS rounds (200)
 #                beside a CPU hog, the simulation with HOLDFAST_SOAK_SEEDS (5000)
+#   make fuzz    the peer-input fuzz target (fuzz/) for FUZZ_SECONDS (1800),
+#                validation on; fails on any panic or an input over 100 ms
 #   make fmt     format all Rust code
 #   make lint    clippy on all targets, warnings are errors
 #   make clean   remove cargo's build output and tests/js/node_modules
@@ -44,7 +46,7 @@ ifdef HOLDFAST_SEED
 export HOLDFAST_SEED
 endif
 
-.PHONY: test demo bench soak fmt lint clean
+.PHONY: test demo bench soak fuzz fmt lint clean
 
 # The browser E2E tests (node --test tests/e2e/, ~1.5 min, most of it the
 # browser crash test: HOLDFAST_CRASH_ROUNDS, default 20) need what the lines
@@ -66,6 +68,10 @@ test:
 
 demo:
 	scripts/demo.sh
+
+FUZZ_SECONDS ?= 1800
+fuzz:
+	$(CARGO) run --release -p holdfast-fuzz -- --seconds $(FUZZ_SECONDS)
 
 # Release builds only: the wasm package (scripts/build-pkg.sh), the server and
 # the W7 load generator. Not part of make test.

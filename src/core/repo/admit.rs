@@ -23,13 +23,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 
 use super::doc::Doc;
-use crate::core::validate::{ChangeInfo, ChunkError, ChunkInfo, PeerLimits, ValidationError};
+use crate::core::validate::{ChangeInfo, ChunkError, PeerLimits, ValidationError};
 
-/// Per actor, how many changes `working` holds, as of `heads`.
+/// Per actor: how many changes `working` holds (its last seq), and the last
+/// one's max op.
+type Held = BTreeMap<ActorId, (u64, u64)>;
+
+/// [`Held`] for `working`, as of `heads`.
 #[derive(Default)]
 pub(super) struct SeqCache {
     heads: Vec<ChangeHash>,
-    counts: BTreeMap<ActorId, u64>,
+    counts: Held,
 }
 
 impl SeqCache {
@@ -50,7 +54,9 @@ impl SeqCache {
         }
         for meta in doc.get_changes_meta(&self.heads) {
             let n = self.counts.entry(meta.actor.into_owned()).or_default();
-            *n = (*n).max(meta.seq);
+            if meta.seq > n.0 {
+                *n = (meta.seq, meta.max_op);
+            }
         }
         self.heads = heads;
     }
@@ -67,12 +73,12 @@ impl Doc {
     /// changes can never be applied.
     pub(super) fn admit(
         &mut self,
-        chunks: Vec<ChunkInfo>,
+        chunks: Vec<ChangeInfo>,
         limits: &PeerLimits,
     ) -> Result<Vec<Vec<u8>>, ValidationError> {
         self.seqs.refresh(&self.working);
-        let new_ops: u64 = chunks.iter().map(ChunkInfo::new_ops).sum();
-        let deletes: u64 = chunks.iter().map(|c| c.ops().1).sum();
+        let new_ops: u64 = chunks.iter().map(ChangeInfo::new_ops).sum();
+        let deletes: u64 = chunks.iter().map(|c| c.deletes).sum();
         let held_ops = self.working.stats().num_ops;
         if deletes > held_ops.saturating_add(new_ops) {
             return Err(ValidationError::Chunk {
@@ -86,21 +92,17 @@ impl Doc {
         let mut ready = Vec::new();
         let mut counts = self.seqs.counts.clone();
         let mut added: BTreeSet<ChangeHash> = BTreeSet::new();
+        // This batch's changes: their dependencies, and per actor the last.
+        let mut batch_deps: BTreeMap<ChangeHash, Vec<ChangeHash>> = BTreeMap::new();
+        let mut batch_last: BTreeMap<ActorId, ChangeHash> = BTreeMap::new();
+        let mut walk_budget: usize = 1 << 20;
+        let mut made: BTreeSet<(ActorId, u64)> = BTreeSet::new();
         let mut pending: Vec<(ChangeInfo, bool)> = Vec::new();
         for c in chunks {
-            match c {
-                ChunkInfo::Document { bytes, .. } => {
-                    self.admit_document(&bytes, &mut counts, &mut added)?;
-                    ready.push(bytes);
-                }
-                ChunkInfo::Change(c) => {
-                    if self.working.get_change_meta_by_hash(&c.hash).is_none()
-                        && !added.contains(&c.hash)
-                        && !pending.iter().any(|(p, _)| p.hash == c.hash)
-                    {
-                        pending.push((c, true));
-                    }
-                }
+            if self.working.get_change_meta_by_hash(&c.hash).is_none()
+                && !pending.iter().any(|(p, _)| p.hash == c.hash)
+            {
+                pending.push((c, true));
             }
         }
         for o in std::mem::take(&mut self.orphans) {
@@ -122,12 +124,22 @@ impl Doc {
                     rest.push((c, from_message));
                     continue;
                 }
-                let held = counts.get(&c.actor).copied().unwrap_or(0);
-                let verdict = check_seq(&c, held);
+                let held = counts.get(&c.actor).copied().unwrap_or((0, 0));
+                let verdict = check_seq(&c, held)
+                    .and_then(|()| check_actors(&c, &counts))
+                    .and_then(|()| match batch_last.get(&c.actor) {
+                        Some(prev) => follows(&c, prev, &batch_deps, &mut walk_budget),
+                        None => Ok(()),
+                    })
+                    .and_then(|()| objects_exist(&c, &made, &self.working));
                 match verdict {
                     Ok(()) => {
-                        counts.insert(c.actor.clone(), held + 1);
+                        let max_op = (c.start_op + c.ops).saturating_sub(1).max(held.1);
+                        counts.insert(c.actor.clone(), (c.seq, max_op));
                         added.insert(c.hash);
+                        batch_deps.insert(c.hash, c.deps.clone());
+                        batch_last.insert(c.actor.clone(), c.hash);
+                        made.extend(c.objects_made.iter().map(|n| (c.actor.clone(), *n)));
                         ready.push(c.bytes);
                     }
                     Err(e) if from_message => return Err(e),
@@ -143,7 +155,7 @@ impl Doc {
         }
         for (c, from_message) in pending {
             // An actor's change at or below what we hold can never apply.
-            let held = counts.get(&c.actor).copied().unwrap_or(0);
+            let held = counts.get(&c.actor).map_or(0, |h| h.0);
             if c.seq <= held {
                 if from_message {
                     return Err(seq_gap(&c, held));
@@ -157,45 +169,6 @@ impl Doc {
             self.orphans.push(c);
         }
         Ok(ready)
-    }
-
-    /// A whole document from a peer: load it on its own first (its changes
-    /// were checked to be in seq order per actor), then check every change
-    /// we lack against what we hold.
-    fn admit_document(
-        &self,
-        bytes: &[u8],
-        counts: &mut BTreeMap<ActorId, u64>,
-        added: &mut BTreeSet<ChangeHash>,
-    ) -> Result<(), ValidationError> {
-        let theirs =
-            Automerge::load(bytes).map_err(|e| ValidationError::Automerge(e.to_string()))?;
-        let mut top: BTreeMap<ActorId, u64> = BTreeMap::new();
-        for meta in theirs.get_changes_meta(&[]) {
-            let actor = meta.actor.into_owned();
-            let t = top.entry(actor.clone()).or_default();
-            *t = (*t).max(meta.seq);
-            if self.working.get_change_meta_by_hash(&meta.hash).is_some()
-                || added.contains(&meta.hash)
-            {
-                continue;
-            }
-            let held = counts.get(&actor).copied().unwrap_or(0);
-            if meta.seq <= held {
-                return Err(ValidationError::SeqGap {
-                    hash: hex(&meta.hash),
-                    actor: actor.to_hex_string(),
-                    seq: meta.seq,
-                    held,
-                });
-            }
-            added.insert(meta.hash);
-        }
-        for (actor, n) in top {
-            let c = counts.entry(actor).or_default();
-            *c = (*c).max(n);
-        }
-        Ok(())
     }
 
     /// automerge asks for the changes behind heads it lacks; for a head we
@@ -231,7 +204,25 @@ fn seq_gap(c: &ChangeInfo, held: u64) -> ValidationError {
     }
 }
 
-fn check_seq(c: &ChangeInfo, held: u64) -> Result<(), ValidationError> {
+/// automerge registers an actor when it applies that actor's first change;
+/// every other actor a change refers to must be registered by then.
+fn check_actors(c: &ChangeInfo, counts: &Held) -> Result<(), ValidationError> {
+    match c
+        .others
+        .iter()
+        .find(|a| counts.get(*a).map_or(0, |h| h.0) == 0)
+    {
+        Some(a) => Err(ValidationError::BadChange {
+            hash: hex(&c.hash),
+            reason: format!("refers to actor {a}, which has no change here"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The seq automerge asserts, and operation ids that do not reuse the
+/// actor's earlier ones.
+fn check_seq(c: &ChangeInfo, (held, max_op): (u64, u64)) -> Result<(), ValidationError> {
     if c.author && c.seq != 1 {
         return Err(ValidationError::AuthorNotFirst {
             hash: hex(&c.hash),
@@ -241,5 +232,77 @@ fn check_seq(c: &ChangeInfo, held: u64) -> Result<(), ValidationError> {
     if c.seq != held + 1 {
         return Err(seq_gap(c, held));
     }
+    if c.start_op <= max_op {
+        return Err(ValidationError::BadChange {
+            hash: hex(&c.hash),
+            reason: format!(
+                "starts at op {}, but its actor's previous change reached op {max_op}",
+                c.start_op
+            ),
+        });
+    }
     Ok(())
+}
+
+/// Every object a change acts on exists: in `working`, or created by this
+/// change or an earlier one of the batch (automerge panics on a missing one).
+fn objects_exist(
+    c: &ChangeInfo,
+    made: &BTreeSet<(ActorId, u64)>,
+    working: &Automerge,
+) -> Result<(), ValidationError> {
+    for &(a, ctr) in &c.objects_used {
+        let actor = if a == 0 { &c.actor } else { &c.others[a - 1] };
+        if c.objects_made.contains(&ctr) && a == 0 {
+            continue;
+        }
+        if made.contains(&(actor.clone(), ctr)) {
+            continue;
+        }
+        if working
+            .import(&format!("{ctr}@{}", actor.to_hex_string()))
+            .is_err()
+        {
+            return Err(ValidationError::BadChange {
+                hash: hex(&c.hash),
+                reason: format!("acts on object {ctr}@{actor}, which does not exist"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// automerge applies a batch in an order of its own choosing that respects
+/// dependencies: an actor's change must therefore depend (transitively, within
+/// the batch) on that actor's previous change in the batch, or its seq is
+/// asserted out of order.
+fn follows(
+    c: &ChangeInfo,
+    prev: &ChangeHash,
+    batch_deps: &BTreeMap<ChangeHash, Vec<ChangeHash>>,
+    budget: &mut usize,
+) -> Result<(), ValidationError> {
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<ChangeHash> = c.deps.clone();
+    while let Some(h) = stack.pop() {
+        if h == *prev {
+            return Ok(());
+        }
+        if !seen.insert(h) {
+            continue;
+        }
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| ValidationError::BadChange {
+                hash: hex(&c.hash),
+                reason: "dependency graph too large to check".into(),
+            })?;
+        if let Some(deps) = batch_deps.get(&h) {
+            stack.extend(deps.iter().copied());
+        }
+    }
+    Err(ValidationError::BadChange {
+        hash: hex(&c.hash),
+        reason: format!("does not depend on its actor's previous change {prev}"),
+    })
 }

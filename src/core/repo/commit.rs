@@ -3,6 +3,7 @@
 use automerge::{Automerge, ChangeHash};
 
 use super::doc::{Item, Phase};
+use super::guard::guarded;
 use super::types::*;
 use super::Repo;
 use crate::core::id::DocumentId;
@@ -58,6 +59,7 @@ impl Repo {
         let batch = self.next_batch;
         let mut commit = Commit::default();
         let mut docs = Vec::new();
+        let mut broken = Vec::new();
         // Only marked documents can need a commit (see `docs::Docs`); each
         // one looked at here either goes into this commit or needs none.
         for id in self.docs.take_touched() {
@@ -81,7 +83,19 @@ impl Repo {
                 ..DocBatch::new(doc.id)
             };
             if doc.dirty() {
-                let bytes = doc.working.save_after(&doc.issued_heads);
+                let working = &doc.working;
+                let issued = &doc.issued_heads;
+                let bytes = match guarded(|| working.save_after(issued)) {
+                    Ok(bytes) => bytes,
+                    Err(panic) => {
+                        // A peer's change that automerge applied but cannot
+                        // save: maintenance waits for the next commit.
+                        doc.pending_deletes.append(&mut b.deletes);
+                        doc.quarantine.append(&mut b.quarantine);
+                        broken.push((id, panic));
+                        continue;
+                    }
+                };
                 doc.issued_heads = doc.working.get_heads();
                 if !bytes.is_empty() {
                     let key = StorageKey::chunk(&doc.id, ChunkKind::Incremental, &bytes);
@@ -116,6 +130,9 @@ impl Repo {
             }
             doc.in_flight = Some(batch);
             docs.push(b);
+        }
+        for (id, panic) in broken {
+            self.set_aside(id, None, &panic);
         }
         if docs.is_empty() {
             return;

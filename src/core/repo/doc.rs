@@ -277,6 +277,11 @@ impl Doc {
             return Ok(None);
         };
         self.rewrite_need(&mut msg.need);
+        // No flags section: the peer takes us for a v1 peer and never sends
+        // a whole document (a v2 message), which holdfast does not accept
+        // from peers (`validate::ChunkError::Document`). Holdfast uses none
+        // of the flags (sync reset, read-only).
+        msg.flags = None;
         let state = self.peers.get_mut(&conn).expect("present above");
         // Record the heads actually sent: a reset message carries empty heads
         // while automerge records our real ones, and would then never send

@@ -33,9 +33,10 @@ pub(super) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 impl Repo {
-    /// After a panic while `conn`'s message for `id` was applied to its
-    /// working document (see the module docs).
-    pub(super) fn set_aside(&mut self, id: DocumentId, conn: ConnId, panic: &str) {
+    /// After a panic while `conn`'s message for `id` was processed, or while
+    /// `id`'s working document was saved (`conn` unknown: every peer whose
+    /// changes were not yet issued is disconnected). See the module docs.
+    pub(super) fn set_aside(&mut self, id: DocumentId, conn: Option<ConnId>, panic: &str) {
         tracing::error!(doc = %id, ?conn, %panic, "processing a peer's message panicked; the document was set aside for it");
         let in_flight = self.in_flight_bytes(id);
         let Some(doc) = self.docs.get_mut(&id) else {
@@ -50,13 +51,18 @@ impl Repo {
         doc.orphans.clear();
         let keep = doc.in_flight;
         let mut failed = Vec::new();
+        let mut culprits: Vec<ConnId> = conn.into_iter().collect();
         doc.items.retain(|p| {
             let issued = Some(p.tag) == keep;
-            if let (false, Item::Local(change)) = (issued, &p.item) {
-                failed.push(*change);
+            match (&p.item, issued) {
+                (Item::Local(change), false) => failed.push(*change),
+                (Item::Remote { conn: c, .. }, false) if conn.is_none() => culprits.push(*c),
+                _ => {}
             }
             issued
         });
+        culprits.sort();
+        culprits.dedup();
         doc.issued_heads = doc.working.get_heads();
         doc.reset_sync_states();
         let error = StorageError::Aborted(
@@ -71,12 +77,12 @@ impl Repo {
                 error: error.clone(),
             });
         }
-        self.protocol_error(
-            conn,
-            ProtocolError::Internal {
-                doc: id.to_string(),
-            },
-        );
+        for c in culprits {
+            if self.conns.contains_key(&c) {
+                let doc = id.to_string();
+                self.protocol_error(c, ProtocolError::Internal { doc });
+            }
+        }
         self.sync_doc(id);
     }
 

@@ -9,7 +9,7 @@ use super::types::*;
 use super::Repo;
 use crate::core::id::DocumentId;
 use crate::core::storage::StorageKey;
-use crate::core::validate::{self, ChunkInfo};
+use crate::core::validate::{self, ChangeInfo};
 use crate::core::wire::{self, Message, PeerId, PeerMetadata};
 
 pub(super) const PROTOCOL_VERSION: &str = "1";
@@ -243,23 +243,32 @@ impl Repo {
                 data,
                 ..
             } => {
-                if !self.cfg.validate_peer_input {
-                    return match sync::Message::decode(&data) {
-                        Ok(m) => self.receive_sync(conn, document_id, request, m, None),
-                        Err(e) => {
-                            self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()))
+                // Everything automerge does with this message, validation
+                // included, is guarded: natively a panic costs this message
+                // and this connection (see `guard`).
+                let outcome = guarded(|| {
+                    if !self.cfg.validate_peer_input {
+                        return match sync::Message::decode(&data) {
+                            Ok(m) => self.receive_sync(conn, document_id, request, m, None),
+                            Err(e) => self
+                                .protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string())),
+                        };
+                    }
+                    match validate::check_sync_message(&data, &self.cfg.peer_limits) {
+                        Ok(c) => {
+                            self.receive_sync(conn, document_id, request, c.msg, Some(c.chunks))
                         }
-                    };
-                }
-                match validate::check_sync_message(&data, &self.cfg.peer_limits) {
-                    Ok(c) => self.receive_sync(conn, document_id, request, c.msg, Some(c.chunks)),
-                    Err(error) => self.protocol_error(
-                        conn,
-                        ProtocolError::Refused {
-                            doc: document_id.to_string(),
-                            error,
-                        },
-                    ),
+                        Err(error) => self.protocol_error(
+                            conn,
+                            ProtocolError::Refused {
+                                doc: document_id.to_string(),
+                                error,
+                            },
+                        ),
+                    }
+                });
+                if let Err(panic) = outcome {
+                    self.set_aside(document_id, Some(conn), &panic);
                 }
             }
             Message::DocUnavailable { document_id, .. } => {
@@ -280,7 +289,7 @@ impl Repo {
         id: DocumentId,
         request: bool,
         msg: sync::Message,
-        chunks: Option<Vec<Vec<ChunkInfo>>>,
+        chunks: Option<Vec<Vec<ChangeInfo>>>,
     ) {
         let next_batch = self.next_batch;
         let Some(doc) = self.docs.get_mut(&id) else {
@@ -325,7 +334,7 @@ impl Repo {
                 Ok(Err(e)) => {
                     return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()))
                 }
-                Err(panic) => return self.set_aside(id, conn, &panic),
+                Err(panic) => return self.set_aside(id, Some(conn), &panic),
             }
             doc.barrier(next_batch)
         };

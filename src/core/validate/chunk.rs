@@ -1,5 +1,5 @@
-//! Change and document chunks from peers: framing, checksum, bounded
-//! inflation and bounded columns, before automerge parses them.
+//! Change chunks from peers: framing, checksum, bounded inflation, bounded
+//! and consistent columns, before automerge parses them.
 //!
 //! A chunk is `85 6f 4a 83`, a 4-byte checksum (the first bytes of the
 //! SHA-256 of type byte, LEB128 body length and body), a type byte (0
@@ -12,11 +12,14 @@ use std::io::Read;
 use automerge::{ActorId, Change, ChangeHash};
 use sha2::{Digest, Sha256};
 
-use super::columns::{self, ACTION_SPEC, CHANGE_ACTOR_SPEC, CHANGE_SEQ_SPEC, DEFLATE, VALUE};
+use super::columns::{self, ACTION_SPEC, DEFLATE, VALUE};
 use super::leb::{ReadError, Reader};
+use super::rules;
 use super::PeerLimits;
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+/// 2^53: any JavaScript timestamp.
+const MAX_TIME: u64 = 1 << 53;
 
 /// Why a chunk was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +32,10 @@ pub enum ChunkError {
     UnknownType(u8),
     #[error("bundle chunks are not accepted from peers")]
     Bundle,
+    /// automerge sends a whole document only to a peer that advertised v2
+    /// sync messages; holdfast never does (see `Doc::generate`).
+    #[error("document chunks are not accepted from peers (v2 sync messages were not advertised)")]
+    Document,
     #[error("checksum {declared} does not match the content ({computed})")]
     Checksum { declared: String, computed: String },
     #[error("DEFLATE data is invalid: {0}")]
@@ -43,15 +50,8 @@ pub enum ChunkError {
     TooManyOps { ops: u64, len: usize, max: u64 },
     #[error("the message's changes delete {count} values; the limit is {max}")]
     TooManyDeletes { count: u64, max: u64 },
-    #[error("document chunk: actor index {0} out of range")]
-    BadActorIndex(i128),
-    #[error("document chunk: change {index} of actor {actor} has seq {seq}, expected {expected}")]
-    DocumentSeq {
-        index: usize,
-        actor: String,
-        seq: i128,
-        expected: u64,
-    },
+    #[error("inconsistent columns: {0}")]
+    Rule(String),
     #[error("automerge cannot read it: {0}")]
     Automerge(String),
 }
@@ -61,48 +61,29 @@ pub enum ChunkError {
 pub struct ChangeInfo {
     pub hash: ChangeHash,
     pub actor: ActorId,
+    /// The other actors its operations refer to: automerge expects each to
+    /// be known to the document already.
+    pub others: Vec<ActorId>,
     pub seq: u64,
+    pub start_op: u64,
     pub deps: Vec<ChangeHash>,
     /// Carries an author footer (automerge asserts such a change has seq 1).
     pub author: bool,
+    /// The objects its operations act on, as (index into `[actor] + others`,
+    /// counter); the root is left out.
+    pub objects_used: Vec<(usize, u64)>,
+    /// The counters of the objects it creates (its own actor).
+    pub objects_made: Vec<u64>,
     pub ops: u64,
     pub deletes: u64,
     /// The chunk exactly as received.
     pub bytes: Vec<u8>,
 }
 
-/// A chunk that passed the checks.
-#[derive(Clone, Debug)]
-pub enum ChunkInfo {
-    Change(ChangeInfo),
-    /// A whole document (automerge's v2 sync messages send one to a peer
-    /// that lacks more than a third of the document).
-    Document {
-        ops: u64,
-        deletes: u64,
-        bytes: Vec<u8>,
-    },
-}
-
-impl ChunkInfo {
-    pub fn ops(&self) -> (u64, u64) {
-        match self {
-            ChunkInfo::Change(c) => (c.ops, c.deletes),
-            ChunkInfo::Document { ops, deletes, .. } => (*ops, *deletes),
-        }
-    }
-
+impl ChangeInfo {
     /// Operations that are not deletions.
     pub fn new_ops(&self) -> u64 {
-        let (ops, dels) = self.ops();
-        ops - dels
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        match self {
-            ChunkInfo::Change(c) => &c.bytes,
-            ChunkInfo::Document { bytes, .. } => bytes,
-        }
+        self.ops - self.deletes
     }
 }
 
@@ -150,7 +131,7 @@ impl Budget {
 }
 
 /// Checks every chunk in `bytes` (one entry of a sync message's changes).
-pub fn check_chunks(bytes: &[u8], budget: &mut Budget) -> Result<Vec<ChunkInfo>, ChunkError> {
+pub fn check_chunks(bytes: &[u8], budget: &mut Budget) -> Result<Vec<ChangeInfo>, ChunkError> {
     let mut r = Reader::new(bytes);
     let mut out = Vec::new();
     while !r.is_empty() {
@@ -163,10 +144,7 @@ pub fn check_chunks(bytes: &[u8], budget: &mut Budget) -> Result<Vec<ChunkInfo>,
         let body = r.prefixed("chunk body")?;
         let whole = &bytes[start..bytes.len() - r.remaining()];
         out.push(match ty {
-            0 => {
-                verify_checksum(0, body, declared)?;
-                check_document(body, whole, budget)?
-            }
+            0 => return Err(ChunkError::Document),
             1 => {
                 verify_checksum(1, body, declared)?;
                 check_change(body, whole, budget)?
@@ -238,26 +216,18 @@ fn column_meta(r: &mut Reader<'_>) -> Result<Vec<(u32, usize)>, ChunkError> {
     Ok(cols)
 }
 
-/// The columns' data, inflated where compressed (only document chunks may
-/// compress columns).
+/// The columns' data (a change never compresses single columns).
 fn column_data(
     r: &mut Reader<'_>,
     meta: &[(u32, usize)],
-    may_deflate: bool,
-    budget: &mut Budget,
 ) -> Result<Vec<(u32, Vec<u8>)>, ChunkError> {
     let mut out = Vec::with_capacity(meta.len());
     for &(spec, len) in meta {
         let raw = r.take(len, "column data")?;
-        let data = if spec & DEFLATE != 0 {
-            if !may_deflate {
-                return Err(ChunkError::Columns("compressed column in a change".into()));
-            }
-            inflate(raw, budget)?
-        } else {
-            raw.to_vec()
-        };
-        out.push((spec & !DEFLATE, data));
+        if spec & DEFLATE != 0 {
+            return Err(ChunkError::Columns("compressed column in a change".into()));
+        }
+        out.push((spec, raw.to_vec()));
     }
     Ok(out)
 }
@@ -296,89 +266,86 @@ fn bound_columns(cols: &[(u32, Vec<u8>)], max: u64) -> Result<(), ChunkError> {
     Ok(())
 }
 
-fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<ChunkInfo, ChunkError> {
+fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<ChangeInfo, ChunkError> {
     let mut r = Reader::new(body);
     let deps = r.count("deps", usize::MAX)?;
     r.take(deps.saturating_mul(32), "deps")?;
     r.prefixed("actor")?;
     r.uleb("seq")?;
     r.uleb("startOp")?;
-    r.sleb("time")?;
+    // automerge stores times delta-encoded in i64; two far apart overflow
+    // it (a panic). Real ones are milliseconds or seconds since 1970.
+    let time = r.sleb("time")?;
+    if time.unsigned_abs() > MAX_TIME {
+        return Err(ChunkError::Rule(format!("time {time} out of range")));
+    }
     r.prefixed("message")?;
     let others = r.count("other actors", usize::MAX)?;
     for _ in 0..others {
         r.prefixed("other actor")?;
     }
     let meta = column_meta(&mut r)?;
-    let cols = column_data(&mut r, &meta, false, budget)?;
+    let cols = column_data(&mut r, &meta)?;
     let (ops, deletes) = check_op_columns(&cols, body.len(), budget)?;
+    rules::check(&cols, 1 + others)?;
+    let (objects_used, made_at) = objects(&cols)?;
     // Bounded now: automerge's own parse iterates the operations once.
     let change = Change::try_from(whole).map_err(|e| ChunkError::Automerge(e.to_string()))?;
-    Ok(ChunkInfo::Change(ChangeInfo {
+    if change.start_op().get().saturating_add(ops) > u64::from(u32::MAX) {
+        return Err(ChunkError::Rule("operation counters beyond 32 bits".into()));
+    }
+    Ok(ChangeInfo {
         hash: change.hash(),
         actor: change.actor_id().clone(),
+        others: change.other_actor_ids().to_vec(),
         seq: change.seq(),
+        start_op: change.start_op().get(),
         deps: change.deps().to_vec(),
         author: change.author().is_some(),
-        ops,
-        deletes,
-        bytes: whole.to_vec(),
-    }))
-}
-
-/// A document chunk: actors, heads, change and operation column metadata,
-/// their data (columns may be compressed), head indexes. Within it, each
-/// actor's changes must have seq 1, 2, 3, ... in order (automerge asserts it
-/// while loading).
-fn check_document(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<ChunkInfo, ChunkError> {
-    let mut r = Reader::new(body);
-    let actors = r.count("actors", usize::MAX)?;
-    for _ in 0..actors {
-        r.prefixed("actor")?;
-    }
-    let heads = r.count("heads", usize::MAX)?;
-    r.take(heads.saturating_mul(32), "heads")?;
-    let change_meta = column_meta(&mut r)?;
-    let op_meta = column_meta(&mut r)?;
-    let change_cols = column_data(&mut r, &change_meta, true, budget)?;
-    let op_cols = column_data(&mut r, &op_meta, true, budget)?;
-    let len = body.len()
-        + change_cols
-            .iter()
-            .chain(&op_cols)
-            .map(|(_, d)| d.len())
-            .sum::<usize>();
-    let (ops, deletes) = check_op_columns(&op_cols, len, budget)?;
-    // Change metadata: one entry per change, each at least one operation or
-    // one byte of column data.
-    let max_changes = (ops + len as u64).saturating_add(1 << 16);
-    bound_columns(&change_cols, max_changes)?;
-    let col = |spec| change_cols.iter().find(|(s, _)| *s == spec).map(|(_, d)| d);
-    if let (Some(actor_col), Some(seq_col)) = (col(CHANGE_ACTOR_SPEC), col(CHANGE_SEQ_SPEC)) {
-        let actor_idx = columns::values(CHANGE_ACTOR_SPEC, actor_col)?;
-        let seqs = columns::values(CHANGE_SEQ_SPEC, seq_col)?;
-        let mut held = vec![0u64; actors];
-        for (index, (a, s)) in actor_idx.iter().zip(&seqs).enumerate() {
-            let a = a.unwrap_or(-1);
-            let slot = usize::try_from(a)
-                .ok()
-                .and_then(|i| held.get_mut(i))
-                .ok_or(ChunkError::BadActorIndex(a))?;
-            let seq = s.unwrap_or(0);
-            if seq != i128::from(*slot) + 1 {
-                return Err(ChunkError::DocumentSeq {
-                    index,
-                    actor: a.to_string(),
-                    seq,
-                    expected: *slot + 1,
-                });
-            }
-            *slot += 1;
-        }
-    }
-    Ok(ChunkInfo::Document {
+        objects_used,
+        objects_made: made_at
+            .into_iter()
+            .map(|i| change.start_op().get() + i)
+            .collect(),
         ops,
         deletes,
         bytes: whole.to_vec(),
     })
+}
+
+/// The objects a change's operations act on (object actor 0x01 and counter
+/// 0x02, row by row) and the rows that create one (actions makeMap 0,
+/// makeList 2, makeText 4, makeTable 6). Columns are bounded already.
+#[allow(clippy::type_complexity)]
+fn objects(cols: &[(u32, Vec<u8>)]) -> Result<(Vec<(usize, u64)>, Vec<u64>), ChunkError> {
+    let col = |spec: u32| {
+        cols.iter()
+            .find(|(s, _)| *s == spec)
+            .map(|(_, d)| d.as_slice())
+    };
+    let actors = col(0x01)
+        .map(|d| columns::expand(0x01, d))
+        .transpose()?
+        .unwrap_or_default();
+    let ctrs = col(0x02)
+        .map(|d| columns::expand(0x02, d))
+        .transpose()?
+        .unwrap_or_default();
+    let mut used = std::collections::BTreeSet::new();
+    for (a, c) in actors.iter().zip(&ctrs) {
+        if let (Some(a), Some(c)) = (a, c) {
+            used.insert((*a as usize, *c as u64));
+        }
+    }
+    let actions = col(ACTION_SPEC)
+        .map(|d| columns::expand(ACTION_SPEC, d))
+        .transpose()?
+        .unwrap_or_default();
+    let made = actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| matches!(a, Some(0 | 2 | 4 | 6)))
+        .map(|(i, _)| i as u64)
+        .collect();
+    Ok((used.into_iter().collect(), made))
 }

@@ -27,9 +27,6 @@ pub const DEFLATE: u32 = 8;
 pub const ACTION_SPEC: u32 = (4 << 4) | INTEGER;
 /// The action number of a deletion.
 pub const ACTION_DEL: i128 = 3;
-/// Document change metadata: actor (id 0, actor) and seq (id 0, delta).
-pub const CHANGE_ACTOR_SPEC: u32 = ACTOR;
-pub const CHANGE_SEQ_SPEC: u32 = DELTA;
 
 /// One segment of a run-length column: `count` copies of `value` (`None`:
 /// nulls).
@@ -37,11 +34,11 @@ pub type Segment = (u64, Option<i128>);
 
 /// Calls `f` for every segment of a run-length column of type `ty`. The work
 /// is linear in `data.len()`, whatever the counts say.
-pub fn rle_segments(
+pub fn rle_segments<E: From<ReadError>>(
     ty: u32,
     data: &[u8],
-    mut f: impl FnMut(Segment) -> Result<(), ReadError>,
-) -> Result<(), ReadError> {
+    mut f: impl FnMut(Segment) -> Result<(), E>,
+) -> Result<(), E> {
     const W: &str = "column run";
     let mut r = Reader::new(data);
     let value = |r: &mut Reader<'_>| -> Result<i128, ReadError> {
@@ -108,23 +105,13 @@ pub fn count_actions(data: &[u8]) -> Result<(u64, u64), ReadError> {
     Ok((ops, dels))
 }
 
-/// The values of a run-length column, nulls as `None`, deltas accumulated.
-/// The caller bounds the column's logical length first.
-pub fn values(spec: u32, data: &[u8]) -> Result<Vec<Option<i128>>, ReadError> {
-    let ty = spec & 7;
+/// The values of a run-length column, nulls as `None`. The caller bounds
+/// the column's logical length first.
+pub fn expand(spec: u32, data: &[u8]) -> Result<Vec<Option<i128>>, ReadError> {
     let mut out = Vec::new();
-    let mut acc: i128 = 0;
-    rle_segments(ty, data, |(n, v)| {
-        for _ in 0..n {
-            out.push(match v {
-                Some(d) if ty == DELTA => {
-                    acc = acc.saturating_add(d);
-                    Some(acc)
-                }
-                other => other,
-            });
-        }
-        Ok(())
+    rle_segments(spec & 7, data, |(n, v)| {
+        out.extend(std::iter::repeat_n(v, n as usize));
+        Ok::<(), ReadError>(())
     })?;
     Ok(out)
 }

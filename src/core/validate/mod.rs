@@ -17,8 +17,11 @@
 //!   Bloom filters with 1..=64 bits per entry, 1..=32 probes and a bit array
 //!   of exactly the declared size;
 //! - every change chunk in it ([`chunk`]): magic bytes, checksum, chunk
-//!   type, the change header, inflated size, and the logical length of every
-//!   column, which bounds the operations automerge will materialise.
+//!   type, the change header, inflated size, the logical length of every
+//!   column, which bounds the operations automerge will materialise, and
+//!   the columns' consistency (`rules`: actor indexes, required values,
+//!   group and value lengths). Whole documents (v2 messages) are refused:
+//!   holdfast never advertises v2, so a peer has no reason to send one.
 //!
 //! What needs the document (`seq` contiguity per actor, dependencies) is
 //! checked by the repo with [`chunk::ChangeInfo`]s (see `repo::admit`).
@@ -31,10 +34,11 @@
 pub mod chunk;
 mod columns;
 mod leb;
+mod rules;
 
 use automerge::sync;
 
-pub use chunk::{ChangeInfo, ChunkError, ChunkInfo};
+pub use chunk::{ChangeInfo, ChunkError};
 pub use leb::ReadError;
 use leb::Reader;
 
@@ -53,9 +57,10 @@ pub struct PeerLimits {
     pub max_bloom_probes: u32,
     /// Change chunks in one message.
     pub max_changes: usize,
-    /// Inflated bytes per byte of message (compressed changes and columns).
-    /// DEFLATE itself stops near 1032:1, so the default refuses no genuine
-    /// data; it bounds what a message can make us hold.
+    /// Inflated bytes per byte of message (compressed changes). automerge
+    /// compresses changes over 256 bytes; real edits compress 2-10:1, a
+    /// paste of one repeated character far better (DEFLATE's ceiling is
+    /// about 1032:1), and such a change is refused.
     pub max_expansion: usize,
     /// New (non-delete) operations per uncompressed byte of a chunk, plus
     pub ops_per_byte: usize,
@@ -78,7 +83,7 @@ impl Default for PeerLimits {
             max_bloom_bits_per_entry: 64,
             max_bloom_probes: 32,
             max_changes: 1 << 20,
-            max_expansion: 1040,
+            max_expansion: 64,
             ops_per_byte: 64,
             ops_allowance: 1 << 16,
             max_deletes: 1 << 20,
@@ -94,6 +99,8 @@ pub enum ValidationError {
     Read(#[from] ReadError),
     #[error("not a sync message (first byte {0:#04x}, expected 0x42 or 0x43)")]
     NotSyncMessage(u8),
+    #[error("{0}: hashes not in ascending order or repeated")]
+    Unsorted(&'static str),
     #[error("{0} bytes after the end of the sync message")]
     TrailingBytes(usize),
     #[error("Bloom filter {index}: {reason}")]
@@ -122,7 +129,7 @@ pub struct CheckedSync {
     /// Decoded by automerge (safe: the structure was checked first).
     pub msg: sync::Message,
     /// What each entry of `msg.changes` holds, in order.
-    pub chunks: Vec<Vec<ChunkInfo>>,
+    pub chunks: Vec<Vec<ChangeInfo>>,
 }
 
 /// Checks the structure of an encoded `automerge::sync::Message` and every
