@@ -97,6 +97,8 @@ impl Doc {
         let mut batch_last: BTreeMap<ActorId, ChangeHash> = BTreeMap::new();
         let mut walk_budget: usize = 1 << 20;
         let mut made: BTreeSet<(ActorId, u64)> = BTreeSet::new();
+        // Per actor, the op counter ranges of the batch's changes.
+        let mut batch_ops: BTreeMap<ActorId, Vec<(u64, u64)>> = BTreeMap::new();
         let mut pending: Vec<(ChangeInfo, bool)> = Vec::new();
         for c in chunks {
             if self.working.get_change_meta_by_hash(&c.hash).is_none()
@@ -131,7 +133,8 @@ impl Doc {
                         Some(prev) => follows(&c, prev, &batch_deps, &mut walk_budget),
                         None => Ok(()),
                     })
-                    .and_then(|()| objects_exist(&c, &made, &self.working));
+                    .and_then(|()| objects_exist(&c, &made, &self.working))
+                    .and_then(|()| ops_exist(&c, &batch_ops, &self.working));
                 match verdict {
                     Ok(()) => {
                         let max_op = (c.start_op + c.ops).saturating_sub(1).max(held.1);
@@ -140,6 +143,8 @@ impl Doc {
                         batch_deps.insert(c.hash, c.deps.clone());
                         batch_last.insert(c.actor.clone(), c.hash);
                         made.extend(c.objects_made.iter().map(|n| (c.actor.clone(), *n)));
+                        let range = (c.start_op, c.start_op + c.ops);
+                        batch_ops.entry(c.actor.clone()).or_default().push(range);
                         ready.push(c.bytes);
                     }
                     Err(e) if from_message => return Err(e),
@@ -266,6 +271,39 @@ fn objects_exist(
             return Err(ValidationError::BadChange {
                 hash: hex(&c.hash),
                 reason: format!("acts on object {ctr}@{actor}, which does not exist"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every operation a change refers to exists: its own earlier ones, one of
+/// the batch's changes, or an operation in `working`'s history.
+fn ops_exist(
+    c: &ChangeInfo,
+    batch_ops: &BTreeMap<ActorId, Vec<(u64, u64)>>,
+    working: &Automerge,
+) -> Result<(), ValidationError> {
+    for &(a, ctr) in &c.ops_referenced {
+        let actor = if a == 0 { &c.actor } else { &c.others[a - 1] };
+        if a == 0 && ctr >= c.start_op && ctr < c.start_op + c.ops {
+            continue;
+        }
+        let in_batch = batch_ops
+            .get(actor)
+            .is_some_and(|rs| rs.iter().any(|(s, e)| ctr >= *s && ctr < *e));
+        if in_batch {
+            continue;
+        }
+        let known = working
+            .import_obj(&format!("{ctr}@{}", actor.to_hex_string()))
+            .ok()
+            .and_then(|id| working.hash_for_opid(&id))
+            .is_some();
+        if !known {
+            return Err(ValidationError::BadChange {
+                hash: hex(&c.hash),
+                reason: format!("refers to operation {ctr}@{actor}, which does not exist"),
             });
         }
     }

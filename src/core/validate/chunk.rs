@@ -74,6 +74,9 @@ pub struct ChangeInfo {
     pub objects_used: Vec<(usize, u64)>,
     /// The counters of the objects it creates (its own actor).
     pub objects_made: Vec<u64>,
+    /// The operations it refers to (list elements it inserts after or acts
+    /// on, predecessors it overwrites), like `objects_used`.
+    pub ops_referenced: Vec<(usize, u64)>,
     pub ops: u64,
     pub deletes: u64,
     /// The chunk exactly as received.
@@ -289,6 +292,7 @@ fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<Change
     let (ops, deletes) = check_op_columns(&cols, body.len(), budget)?;
     rules::check(&cols, 1 + others)?;
     let (objects_used, made_at) = objects(&cols)?;
+    let ops_referenced = referenced_ops(&cols)?;
     // Bounded now: automerge's own parse iterates the operations once.
     let change = Change::try_from(whole).map_err(|e| ChunkError::Automerge(e.to_string()))?;
     if change.start_op().get().saturating_add(ops) > u64::from(u32::MAX) {
@@ -303,6 +307,7 @@ fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<Change
         deps: change.deps().to_vec(),
         author: change.author().is_some(),
         objects_used,
+        ops_referenced,
         objects_made: made_at
             .into_iter()
             .map(|i| change.start_op().get() + i)
@@ -348,4 +353,27 @@ fn objects(cols: &[(u32, Vec<u8>)]) -> Result<(Vec<(usize, u64)>, Vec<u64>), Chu
         .map(|(i, _)| i as u64)
         .collect();
     Ok((used.into_iter().collect(), made))
+}
+
+/// Operation ids a change refers to: key elements (actor 0x11, counter 0x13;
+/// counter 0 is the head of a list) and predecessors (actor 0x71, counter
+/// 0x73).
+fn referenced_ops(cols: &[(u32, Vec<u8>)]) -> Result<Vec<(usize, u64)>, ChunkError> {
+    let col = |spec: u32| -> Result<Vec<Option<i128>>, ChunkError> {
+        Ok(match cols.iter().find(|(s, _)| *s == spec) {
+            Some((_, d)) => columns::expand(spec, d)?,
+            None => Vec::new(),
+        })
+    };
+    let mut refs = std::collections::BTreeSet::new();
+    for (actors, ctrs) in [(col(0x11)?, col(0x13)?), (col(0x71)?, col(0x73)?)] {
+        for (a, c) in actors.iter().zip(&ctrs) {
+            if let (Some(a), Some(c)) = (a, c) {
+                if *c > 0 {
+                    refs.insert((*a as usize, *c as u64));
+                }
+            }
+        }
+    }
+    Ok(refs.into_iter().collect())
 }

@@ -105,12 +105,22 @@ pub fn count_actions(data: &[u8]) -> Result<(u64, u64), ReadError> {
     Ok((ops, dels))
 }
 
-/// The values of a run-length column, nulls as `None`. The caller bounds
-/// the column's logical length first.
+/// The values of a run-length column, nulls as `None`, deltas accumulated.
+/// The caller bounds the column's logical length first.
 pub fn expand(spec: u32, data: &[u8]) -> Result<Vec<Option<i128>>, ReadError> {
+    let ty = spec & 7;
     let mut out = Vec::new();
-    rle_segments(spec & 7, data, |(n, v)| {
-        out.extend(std::iter::repeat_n(v, n as usize));
+    let mut acc: i128 = 0;
+    rle_segments(ty, data, |(n, v)| {
+        match v {
+            Some(d) if ty == DELTA => {
+                for _ in 0..n {
+                    acc = acc.saturating_add(d);
+                    out.push(Some(acc));
+                }
+            }
+            other => out.extend(std::iter::repeat_n(other, n as usize)),
+        }
         Ok::<(), ReadError>(())
     })?;
     Ok(out)
