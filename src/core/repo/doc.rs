@@ -277,6 +277,15 @@ impl Doc {
             return Ok(None);
         };
         self.rewrite_need(&mut msg.need);
+        // automerge's encoder asserts (in debug builds) that every hash list
+        // is sorted; some of them echo what a peer sent.
+        for list in [&mut msg.heads, &mut msg.need]
+            .into_iter()
+            .chain(msg.have.iter_mut().map(|h| &mut h.last_sync))
+        {
+            list.sort();
+            list.dedup();
+        }
         // No flags section: the peer takes us for a v1 peer and never sends
         // a whole document (a v2 message), which holdfast does not accept
         // from peers (`validate::ChunkError::Document`). Holdfast uses none
