@@ -8,10 +8,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
+mod crafted;
+use crafted::with_seq;
+
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ROOT};
-use sha2::{Digest, Sha256};
 
 /// Where and why `f` panicked ("file:line: message"), if it did.
 fn panics(f: impl FnOnce()) -> Option<String> {
@@ -65,24 +67,6 @@ fn bug_1_a_bloom_filter_with_zero_bits_per_entry_divides_by_zero() {
     let p = p.expect("automerge 0.12.0 panics");
     assert!(p.contains("src/sync/bloom.rs:74"), "{p}");
     assert!(p.contains("remainder with a divisor of zero"), "{p}");
-}
-
-/// `change` with its (one-byte) seq replaced and its checksum recomputed.
-fn with_seq(raw: &[u8], seq: u8) -> Vec<u8> {
-    assert!(raw[8] == 1 && raw[9] < 0x80, "a short uncompressed change");
-    let mut body = raw[10..].to_vec();
-    let actor_len_at = 1 + 32 * usize::from(body[0]);
-    let seq_at = actor_len_at + 1 + usize::from(body[actor_len_at]);
-    body[seq_at] = seq;
-    let mut h = Sha256::new();
-    h.update([1u8, raw[9]]);
-    h.update(&body);
-    let sum: [u8; 32] = h.finalize().into();
-    let mut out = raw[..4].to_vec();
-    out.extend(&sum[..4]);
-    out.extend(&raw[8..10]);
-    out.extend(body);
-    out
 }
 
 #[test]

@@ -17,12 +17,13 @@ use holdfast::core::id::DocumentId;
 use holdfast::core::repo::*;
 use holdfast::core::storage::StorageKey;
 use holdfast::core::wire::{self, Message, PeerMetadata};
-use sha2::{Digest, Sha256};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+mod crafted;
 
 const T: Timestamp = Timestamp(1_000);
 const SERVER: &str = "server";
@@ -188,27 +189,8 @@ fn a_change_whose_dependencies_are_missing_waits_then_applies() {
     assert!(s.errors(1).is_empty());
 }
 
-/// `change` with its seq field replaced (checksum recomputed).
 fn with_seq(change: &Change, seq: u8) -> Vec<u8> {
-    let raw = change.raw_bytes();
-    // Header: magic 4, checksum 4, type 1, body length (one byte here).
-    assert_eq!(raw[8], 1, "an uncompressed change");
-    assert!(raw[9] < 0x80, "a short change");
-    let mut body = raw[10..].to_vec();
-    let deps = usize::from(body[0]);
-    let actor_len_at = 1 + 32 * deps;
-    let seq_at = actor_len_at + 1 + usize::from(body[actor_len_at]);
-    assert!(body[seq_at] < 0x80);
-    body[seq_at] = seq;
-    let mut h = Sha256::new();
-    h.update([1u8, raw[9]]);
-    h.update(&body);
-    let sum: [u8; 32] = h.finalize().into();
-    let mut out = raw[..4].to_vec();
-    out.extend(&sum[..4]);
-    out.extend(&raw[8..10]);
-    out.extend(body);
-    out
+    crafted::with_seq(change.raw_bytes(), seq)
 }
 
 fn raw_msg(chunks: Vec<Vec<u8>>) -> Vec<u8> {
