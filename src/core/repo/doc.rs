@@ -253,6 +253,8 @@ impl Doc {
             return false;
         };
         let carried = !msg.changes.is_empty();
+        let sent = state.last_sent_heads.clone();
+        let peer_lost_all = msg.heads.is_empty();
         let msg = sync::Message {
             changes: sync::ChunkList::empty(),
             ..msg
@@ -262,6 +264,12 @@ impl Doc {
         }
         if carried {
             state.last_sent_heads.clear();
+        } else if !peer_lost_all {
+            // automerge records the peer's heads as "sent" when they equal
+            // ours, assuming the peer knows we have them. After we reset
+            // (and advertised no heads) it does not: keep what we really
+            // sent, so that our heads go out if they differ from it.
+            state.last_sent_heads = sent;
         }
         true
     }
