@@ -91,7 +91,6 @@ impl Doc {
         }
         let mut ready = Vec::new();
         let mut counts = self.seqs.counts.clone();
-        let mut added: BTreeSet<ChangeHash> = BTreeSet::new();
         // This batch's changes: their dependencies, and per actor the last.
         let mut batch_deps: BTreeMap<ChangeHash, Vec<ChangeHash>> = BTreeMap::new();
         let mut batch_last: BTreeMap<ActorId, ChangeHash> = BTreeMap::new();
@@ -99,65 +98,83 @@ impl Doc {
         let mut made: BTreeSet<(ActorId, u64)> = BTreeSet::new();
         // Per actor, the op counter ranges of the batch's changes.
         let mut batch_ops: BTreeMap<ActorId, Vec<(u64, u64)>> = BTreeMap::new();
-        let mut pending: Vec<(ChangeInfo, bool)> = Vec::new();
-        for c in chunks {
-            if self.working.get_change_meta_by_hash(&c.hash).is_none()
-                && !pending.iter().any(|(p, _)| p.hash == c.hash)
+        // The candidates (the message's, then the held-back ones), each once.
+        let mut pending: BTreeMap<ChangeHash, (ChangeInfo, bool)> = BTreeMap::new();
+        let mut order = Vec::new();
+        let candidates = chunks.into_iter().map(|c| (c, true)).chain(
+            std::mem::take(&mut self.orphans)
+                .into_iter()
+                .map(|o| (o, false)),
+        );
+        for (c, from_message) in candidates {
+            if !pending.contains_key(&c.hash)
+                && self.working.get_change_meta_by_hash(&c.hash).is_none()
             {
-                pending.push((c, true));
+                order.push(c.hash);
+                pending.insert(c.hash, (c, from_message));
             }
         }
-        for o in std::mem::take(&mut self.orphans) {
-            if self.working.get_change_meta_by_hash(&o.hash).is_none()
-                && !pending.iter().any(|(p, _)| p.hash == o.hash)
-            {
-                pending.push((o, false));
-            }
-        }
-        // Topological: apply whatever has its dependencies, until nothing does.
-        loop {
-            let before = pending.len();
-            let mut rest = Vec::with_capacity(pending.len());
-            for (c, from_message) in pending {
-                let deps_here = c.deps.iter().all(|d| {
-                    added.contains(d) || self.working.get_change_meta_by_hash(d).is_some()
-                });
-                if !deps_here {
-                    rest.push((c, from_message));
-                    continue;
-                }
-                let held = counts.get(&c.actor).copied().unwrap_or((0, 0));
-                let verdict = check_seq(&c, held)
-                    .and_then(|()| check_actors(&c, &counts))
-                    .and_then(|()| match batch_last.get(&c.actor) {
-                        Some(prev) => follows(&c, prev, &batch_deps, &mut walk_budget),
-                        None => Ok(()),
-                    })
-                    .and_then(|()| objects_exist(&c, &made, &self.working))
-                    .and_then(|()| ops_exist(&c, &batch_ops, &self.working));
-                match verdict {
-                    Ok(()) => {
-                        let max_op = (c.start_op + c.ops).saturating_sub(1).max(held.1);
-                        counts.insert(c.actor.clone(), (c.seq, max_op));
-                        added.insert(c.hash);
-                        batch_deps.insert(c.hash, c.deps.clone());
-                        batch_last.insert(c.actor.clone(), c.hash);
-                        made.extend(c.objects_made.iter().map(|n| (c.actor.clone(), *n)));
-                        let range = (c.start_op, c.start_op + c.ops);
-                        batch_ops.entry(c.actor.clone()).or_default().push(range);
-                        ready.push(c.bytes);
-                    }
-                    Err(e) if from_message => return Err(e),
-                    Err(e) => {
-                        tracing::info!(doc = %self.id, error = %e, "dropping a held-back change")
-                    }
+        // Topological (Kahn): a candidate is checked once every dependency
+        // is in `working` or admitted; admitting it wakes its dependents.
+        let mut missing: BTreeMap<ChangeHash, usize> = BTreeMap::new();
+        let mut waiting: BTreeMap<ChangeHash, Vec<ChangeHash>> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::new();
+        for h in &order {
+            let c = &pending[h].0;
+            let mut n = 0;
+            for d in &c.deps {
+                if self.working.get_change_meta_by_hash(d).is_none() {
+                    waiting.entry(*d).or_default().push(*h);
+                    n += 1;
                 }
             }
-            pending = rest;
-            if pending.len() == before || pending.is_empty() {
-                break;
+            if n == 0 {
+                queue.push_back(*h);
+            } else {
+                missing.insert(*h, n);
             }
         }
+        while let Some(h) = queue.pop_front() {
+            let Some((c, from_message)) = pending.remove(&h) else {
+                continue;
+            };
+            let held = counts.get(&c.actor).copied().unwrap_or((0, 0));
+            let verdict = check_seq(&c, held)
+                .and_then(|()| check_actors(&c, &counts))
+                .and_then(|()| match batch_last.get(&c.actor) {
+                    Some(prev) => follows(&c, prev, &batch_deps, &mut walk_budget),
+                    None => Ok(()),
+                })
+                .and_then(|()| objects_exist(&c, &made, &self.working))
+                .and_then(|()| ops_exist(&c, &batch_ops, &self.working));
+            match verdict {
+                Ok(()) => {
+                    let max_op = (c.start_op + c.ops).saturating_sub(1).max(held.1);
+                    counts.insert(c.actor.clone(), (c.seq, max_op));
+                    batch_deps.insert(c.hash, c.deps.clone());
+                    batch_last.insert(c.actor.clone(), c.hash);
+                    made.extend(c.objects_made.iter().map(|n| (c.actor.clone(), *n)));
+                    let range = (c.start_op, c.start_op + c.ops);
+                    batch_ops.entry(c.actor.clone()).or_default().push(range);
+                    ready.push(c.bytes);
+                    for w in waiting.remove(&h).unwrap_or_default() {
+                        if let Some(n) = missing.get_mut(&w) {
+                            *n -= 1;
+                            if *n == 0 {
+                                missing.remove(&w);
+                                queue.push_back(w);
+                            }
+                        }
+                    }
+                }
+                Err(e) if from_message => return Err(e),
+                Err(e) => {
+                    tracing::info!(doc = %self.id, error = %e, "dropping a held-back change")
+                }
+            }
+        }
+        let pending: Vec<(ChangeInfo, bool)> =
+            order.iter().filter_map(|h| pending.remove(h)).collect();
         for (c, from_message) in pending {
             // An actor's change at or below what we hold can never apply.
             let held = counts.get(&c.actor).map_or(0, |h| h.0);

@@ -327,14 +327,10 @@ impl Repo {
         let tag = if msg.changes.is_empty() {
             doc.conn_tag(conn)
         } else {
+            // (A panic here is caught by `handle_doc_message`'s guard.)
             let bytes: Vec<u8> = msg.changes.iter().flatten().copied().collect();
-            let working = &mut doc.working;
-            match guarded(|| working.load_incremental(&bytes)) {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()))
-                }
-                Err(panic) => return self.set_aside(id, Some(conn), &panic),
+            if let Err(e) = doc.working.load_incremental(&bytes) {
+                return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()));
             }
             doc.barrier(next_batch)
         };
