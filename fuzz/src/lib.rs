@@ -910,3 +910,57 @@ pub fn describe_frame(frame: &[u8]) -> String {
         }
     )
 }
+
+/// Every operation of every change chunk in a frame, as automerge decodes
+/// them (for `--replay --explain --ops`). Chunks automerge refuses to parse
+/// are named with the reason.
+pub fn describe_ops(frame: &[u8]) -> Vec<String> {
+    use holdfast::core::wire::{self, DecodeLimits, Message};
+    let Ok(Message::Sync { data, .. }) = wire::decode(frame, &DecodeLimits::default()) else {
+        return Vec::new();
+    };
+    let Some(m) = format::SyncMsg::parse(&data) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in &m.changes {
+        for c in format::Chunk::parse_all(entry).unwrap_or_default() {
+            let bytes = c.encode();
+            let change = match automerge::Change::try_from(&bytes[..]) {
+                Ok(ch) => ch,
+                Err(e) => {
+                    out.push(format!("chunk automerge refuses: {e}"));
+                    continue;
+                }
+            };
+            // `decode` itself panics on some chunks automerge parsed.
+            let Ok(x) = std::panic::catch_unwind(|| change.decode()) else {
+                out.push(format!(
+                    "change {}: automerge's decode panics",
+                    change.hash()
+                ));
+                continue;
+            };
+            out.push(format!(
+                "change {} actor {} seq {} startOp {} deps {:?}",
+                change.hash(),
+                x.actor_id,
+                x.seq,
+                x.start_op,
+                x.deps
+            ));
+            for (i, op) in x.operations.iter().enumerate() {
+                out.push(format!(
+                    "  {}: {:?} obj {:?} key {:?}{} pred {:?}",
+                    x.start_op.get() + i as u64,
+                    op.action,
+                    op.obj,
+                    op.key,
+                    if op.insert { " insert" } else { "" },
+                    op.pred.iter().collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    out
+}

@@ -28,6 +28,7 @@ USAGE: holdfast-fuzz [OPTIONS]
                      each panic came from; build without --release for symbols)
   --explain          with --replay: describe every frame (sync message fields, chunk
                      headers) before replaying
+  --ops              with --replay: --explain, plus every operation of every change
   --corpus           print the seed corpus and exit
   -q, --quiet        no progress lines
 
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
     let mut force_validate: Option<bool> = None;
     let mut corpus = false;
     let mut explain = false;
+    let mut ops = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = |name: &str| -> String {
@@ -79,6 +81,10 @@ fn main() -> ExitCode {
             "--replay" => replay = Some(PathBuf::from(val("--replay"))),
             "--corpus" => corpus = true,
             "--explain" => explain = true,
+            "--ops" => {
+                explain = true;
+                ops = true;
+            }
             "-q" | "--quiet" => opts.verbose = false,
             "-h" | "--help" => {
                 println!("{HELP}");
@@ -96,7 +102,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(path) = replay {
-        return replay_file(&path, force_validate, explain);
+        return replay_file(&path, force_validate, explain, ops);
     }
 
     println!(
@@ -164,7 +170,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn replay_file(path: &std::path::Path, force_validate: Option<bool>, explain: bool) -> ExitCode {
+fn replay_file(
+    path: &std::path::Path,
+    force_validate: Option<bool>,
+    explain: bool,
+    ops: bool,
+) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -194,6 +205,11 @@ fn replay_file(path: &std::path::Path, force_validate: Option<bool>, explain: bo
             println!("input {i}:");
             for f in frames {
                 println!("  {}", holdfast_fuzz::describe_frame(f));
+                if ops {
+                    for l in holdfast_fuzz::describe_ops(f) {
+                        println!("    {l}");
+                    }
+                }
             }
         }
     }
