@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::columns::{self, ACTION_SPEC, DEFLATE, VALUE};
 use super::leb::{ReadError, Reader};
+use super::ops::{self, OpRow};
 use super::rules;
 use super::PeerLimits;
 
@@ -54,6 +55,10 @@ pub enum ChunkError {
     Rule(String),
     #[error("automerge cannot read it: {0}")]
     Automerge(String),
+    #[error(
+        "change {hash} is not encoded as automerge encodes it (it would be stored as {canonical})"
+    )]
+    NotCanonical { hash: String, canonical: String },
 }
 
 /// A change chunk that passed the checks.
@@ -69,14 +74,9 @@ pub struct ChangeInfo {
     pub deps: Vec<ChangeHash>,
     /// Carries an author footer (automerge asserts such a change has seq 1).
     pub author: bool,
-    /// The objects its operations act on, as (index into `[actor] + others`,
-    /// counter); the root is left out.
-    pub objects_used: Vec<(usize, u64)>,
-    /// The counters of the objects it creates (its own actor).
-    pub objects_made: Vec<u64>,
-    /// The operations it refers to (list elements it inserts after or acts
-    /// on, predecessors it overwrites), like `objects_used`.
-    pub ops_referenced: Vec<(usize, u64)>,
+    /// Its operations, in order (row `r` has counter `start_op + r`); `None`
+    /// once dropped to save memory (see [`ChangeInfo::rows`]).
+    pub rows: Option<Vec<OpRow>>,
     pub ops: u64,
     pub deletes: u64,
     /// The chunk exactly as received.
@@ -84,6 +84,20 @@ pub struct ChangeInfo {
 }
 
 impl ChangeInfo {
+    /// Its operations: as kept, or read again from its bytes (which passed
+    /// every check already).
+    pub fn rows(&self) -> std::borrow::Cow<'_, [OpRow]> {
+        match &self.rows {
+            Some(r) => r.into(),
+            None => check_chunks(&self.bytes, &mut Budget::unbounded())
+                .ok()
+                .and_then(|mut v| v.pop())
+                .and_then(|c| c.rows)
+                .unwrap_or_default()
+                .into(),
+        }
+    }
+
     /// Operations that are not deletions.
     pub fn new_ops(&self) -> u64 {
         self.ops - self.deletes
@@ -103,6 +117,16 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// No limit: for changes automerge itself produced (the document's own).
+    pub fn unbounded() -> Self {
+        Budget {
+            inflate: usize::MAX,
+            ops_per_byte: u64::MAX,
+            ops_allowance: u64::MAX,
+            deletes: u64::MAX,
+        }
+    }
+
     pub fn for_message(len: usize, limits: &PeerLimits) -> Self {
         Budget {
             inflate: limits.max_expansion.saturating_mul(len),
@@ -291,12 +315,23 @@ fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<Change
     let cols = column_data(&mut r, &meta)?;
     let (ops, deletes) = check_op_columns(&cols, body.len(), budget)?;
     rules::check(&cols, 1 + others)?;
-    let (objects_used, made_at) = objects(&cols)?;
-    let ops_referenced = referenced_ops(&cols)?;
     // Bounded now: automerge's own parse iterates the operations once.
     let change = Change::try_from(whole).map_err(|e| ChunkError::Automerge(e.to_string()))?;
     if change.start_op().get().saturating_add(ops) > u64::from(u32::MAX) {
         return Err(ChunkError::Rule("operation counters beyond 32 bits".into()));
+    }
+    let rows = ops::rows(&cols, ops, change.start_op().get())?;
+    // automerge keeps operations, not change bytes: it rebuilds a change
+    // from its canonical encoding. A change encoded otherwise (same
+    // operations, other bytes) would be acknowledged under one hash and
+    // stored, and served, under another. (Safe to decode now: the actor
+    // indexes were checked.)
+    let canonical = Change::from(change.decode()).hash();
+    if canonical != change.hash() {
+        return Err(ChunkError::NotCanonical {
+            hash: change.hash().to_string(),
+            canonical: canonical.to_string(),
+        });
     }
     Ok(ChangeInfo {
         hash: change.hash(),
@@ -306,74 +341,9 @@ fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<Change
         start_op: change.start_op().get(),
         deps: change.deps().to_vec(),
         author: change.author().is_some(),
-        objects_used,
-        ops_referenced,
-        objects_made: made_at
-            .into_iter()
-            .map(|i| change.start_op().get() + i)
-            .collect(),
+        rows: Some(rows),
         ops,
         deletes,
         bytes: whole.to_vec(),
     })
-}
-
-/// The objects a change's operations act on (object actor 0x01 and counter
-/// 0x02, row by row) and the rows that create one (actions makeMap 0,
-/// makeList 2, makeText 4, makeTable 6). Columns are bounded already.
-#[allow(clippy::type_complexity)]
-fn objects(cols: &[(u32, Vec<u8>)]) -> Result<(Vec<(usize, u64)>, Vec<u64>), ChunkError> {
-    let col = |spec: u32| {
-        cols.iter()
-            .find(|(s, _)| *s == spec)
-            .map(|(_, d)| d.as_slice())
-    };
-    let actors = col(0x01)
-        .map(|d| columns::expand(0x01, d))
-        .transpose()?
-        .unwrap_or_default();
-    let ctrs = col(0x02)
-        .map(|d| columns::expand(0x02, d))
-        .transpose()?
-        .unwrap_or_default();
-    let mut used = std::collections::BTreeSet::new();
-    for (a, c) in actors.iter().zip(&ctrs) {
-        if let (Some(a), Some(c)) = (a, c) {
-            used.insert((*a as usize, *c as u64));
-        }
-    }
-    let actions = col(ACTION_SPEC)
-        .map(|d| columns::expand(ACTION_SPEC, d))
-        .transpose()?
-        .unwrap_or_default();
-    let made = actions
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| matches!(a, Some(0 | 2 | 4 | 6)))
-        .map(|(i, _)| i as u64)
-        .collect();
-    Ok((used.into_iter().collect(), made))
-}
-
-/// Operation ids a change refers to: key elements (actor 0x11, counter 0x13;
-/// counter 0 is the head of a list) and predecessors (actor 0x71, counter
-/// 0x73).
-fn referenced_ops(cols: &[(u32, Vec<u8>)]) -> Result<Vec<(usize, u64)>, ChunkError> {
-    let col = |spec: u32| -> Result<Vec<Option<i128>>, ChunkError> {
-        Ok(match cols.iter().find(|(s, _)| *s == spec) {
-            Some((_, d)) => columns::expand(spec, d)?,
-            None => Vec::new(),
-        })
-    };
-    let mut refs = std::collections::BTreeSet::new();
-    for (actors, ctrs) in [(col(0x11)?, col(0x13)?), (col(0x71)?, col(0x73)?)] {
-        for (a, c) in actors.iter().zip(&ctrs) {
-            if let (Some(a), Some(c)) = (a, c) {
-                if *c > 0 {
-                    refs.insert((*a as usize, *c as u64));
-                }
-            }
-        }
-    }
-    Ok(refs.into_iter().collect())
 }

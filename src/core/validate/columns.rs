@@ -10,6 +10,8 @@
 //! Boolean columns are alternating run lengths (false first). Value columns
 //! are raw bytes.
 
+use std::sync::Arc;
+
 use super::leb::{ReadError, Reader};
 
 /// The column type in the low three bits of a column spec (0 is a group
@@ -105,23 +107,121 @@ pub fn count_actions(data: &[u8]) -> Result<(u64, u64), ReadError> {
     Ok((ops, dels))
 }
 
-/// The values of a run-length column, nulls as `None`, deltas accumulated.
-/// The caller bounds the column's logical length first.
-pub fn expand(spec: u32, data: &[u8]) -> Result<Vec<Option<i128>>, ReadError> {
-    let ty = spec & 7;
-    let mut out = Vec::new();
-    let mut acc: i128 = 0;
-    rle_segments(ty, data, |(n, v)| {
-        match v {
-            Some(d) if ty == DELTA => {
-                for _ in 0..n {
-                    acc = acc.saturating_add(d);
-                    out.push(Some(acc));
-                }
-            }
-            other => out.extend(std::iter::repeat_n(other, n as usize)),
+/// A run-length column read one value at a time (nulls, and reads past its
+/// end, as `None`; deltas accumulated). Memory stays constant whatever the
+/// runs declare.
+pub struct Values<'a, T> {
+    r: Reader<'a>,
+    ty: u32,
+    left: u64,
+    literal: bool,
+    value: Option<T>,
+    acc: i128,
+}
+
+impl<'a, T: Clone> Values<'a, T> {
+    fn start(spec: u32, data: &'a [u8]) -> Self {
+        Values {
+            r: Reader::new(data),
+            ty: spec & 7,
+            left: 0,
+            literal: false,
+            value: None,
+            acc: 0,
         }
-        Ok::<(), ReadError>(())
-    })?;
-    Ok(out)
+    }
+
+    fn step(
+        &mut self,
+        read: impl Fn(&mut Reader<'a>) -> Result<T, ReadError>,
+    ) -> Result<Option<T>, ReadError> {
+        const W: &str = "column run";
+        while self.left == 0 {
+            if self.r.is_empty() {
+                return Ok(None);
+            }
+            let n = self.r.sleb(W)?;
+            self.literal = n < 0;
+            if n > 0 {
+                self.left = n as u64;
+                self.value = Some(read(&mut self.r)?);
+            } else if n < 0 {
+                self.left = n.unsigned_abs();
+            } else {
+                self.left = self.r.uleb(W)?;
+                self.value = None;
+            }
+        }
+        self.left -= 1;
+        if self.literal {
+            Ok(Some(read(&mut self.r)?))
+        } else {
+            Ok(self.value.clone())
+        }
+    }
+}
+
+impl<'a> Values<'a, i128> {
+    /// An integer, delta, actor or group column.
+    pub fn ints(spec: u32, data: &'a [u8]) -> Self {
+        Self::start(spec, data)
+    }
+
+    pub fn next_value(&mut self) -> Result<Option<i128>, ReadError> {
+        let delta = self.ty == DELTA;
+        let v = self.step(|r| {
+            Ok(if delta {
+                i128::from(r.sleb("column run")?)
+            } else {
+                i128::from(r.uleb("column run")?)
+            })
+        })?;
+        if let (true, Some(d)) = (delta, v) {
+            self.acc = self.acc.saturating_add(d);
+            return Ok(Some(self.acc));
+        }
+        Ok(v)
+    }
+}
+
+impl<'a> Values<'a, Arc<[u8]>> {
+    /// A string column; the rows of one run share their string.
+    pub fn strings(data: &'a [u8]) -> Self {
+        Self::start(STRING, data)
+    }
+
+    pub fn next_value(&mut self) -> Result<Option<Arc<[u8]>>, ReadError> {
+        self.step(|r| Ok(r.prefixed("string column run")?.into()))
+    }
+}
+
+/// A boolean column read one value at a time (alternating run lengths,
+/// false first; `false` past its end).
+pub struct Bools<'a> {
+    r: Reader<'a>,
+    left: u64,
+    value: bool,
+}
+
+impl<'a> Bools<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        // The first run is of `false`: start as if a `true` run just ended.
+        Bools {
+            r: Reader::new(data),
+            left: 0,
+            value: true,
+        }
+    }
+
+    pub fn next_value(&mut self) -> Result<bool, ReadError> {
+        while self.left == 0 {
+            if self.r.is_empty() {
+                return Ok(false);
+            }
+            self.left = self.r.uleb("boolean run")?;
+            self.value = !self.value;
+        }
+        self.left -= 1;
+        Ok(self.value)
+    }
 }

@@ -20,11 +20,18 @@
 //!   type, the change header, inflated size, the logical length of every
 //!   column, which bounds the operations automerge will materialise, and
 //!   the columns' consistency (`rules`: actor indexes, required values,
-//!   group and value lengths). Whole documents (v2 messages) are refused:
+//!   group and value lengths), every operation's shape ([`ops`]), and that
+//!   the change is encoded exactly as automerge would encode it (automerge
+//!   stores operations and rebuilds changes: another encoding would be
+//!   stored under another hash). Whole documents (v2 messages) are refused:
 //!   holdfast never advertises v2, so a peer has no reason to send one.
+//! - hash lists come out sorted and distinct (automerge answers a `need`
+//!   naming a change twice with that change twice, and then panics).
 //!
-//! What needs the document (`seq` contiguity per actor, dependencies) is
-//! checked by the repo with [`chunk::ChangeInfo`]s (see `repo::admit`).
+//! What needs the document (`seq` contiguity per actor, dependencies,
+//! `startOp` above the dependencies' counters, what each operation refers
+//! to) is checked by the repo with [`chunk::ChangeInfo`]s (see
+//! `repo::admit`, `repo::ops_check`).
 //!
 //! Bound on memory: a message of `n` bytes makes holdfast hold at most
 //! `max_expansion * n` inflated bytes, and at most `ops_per_byte` new
@@ -34,6 +41,7 @@
 pub mod chunk;
 mod columns;
 mod leb;
+pub mod ops;
 mod rules;
 
 use automerge::sync;
@@ -99,8 +107,6 @@ pub enum ValidationError {
     Read(#[from] ReadError),
     #[error("not a sync message (first byte {0:#04x}, expected 0x42 or 0x43)")]
     NotSyncMessage(u8),
-    #[error("{0}: hashes not in ascending order or repeated")]
-    Unsorted(&'static str),
     #[error("{0} bytes after the end of the sync message")]
     TrailingBytes(usize),
     #[error("Bloom filter {index}: {reason}")]
@@ -168,7 +174,18 @@ pub fn check_sync_message(
     if !r.is_empty() {
         return Err(ValidationError::TrailingBytes(r.remaining()));
     }
-    let msg = sync::Message::decode(data).map_err(|e| ValidationError::Automerge(e.to_string()))?;
+    let mut msg =
+        sync::Message::decode(data).map_err(|e| ValidationError::Automerge(e.to_string()))?;
+    // automerge answers a `need` naming a change twice with that change
+    // twice in one batch, and rebuilding such a batch panics
+    // (`collector.rs:788`). Its own lists are sorted and distinct.
+    for list in std::iter::once(&mut msg.heads)
+        .chain(std::iter::once(&mut msg.need))
+        .chain(msg.have.iter_mut().map(|h| &mut h.last_sync))
+    {
+        list.sort_unstable();
+        list.dedup();
+    }
     Ok(CheckedSync { msg, chunks })
 }
 

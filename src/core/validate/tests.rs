@@ -330,3 +330,108 @@ fn checksums_magic_and_chunk_types_are_checked() {
         })
     ));
 }
+
+#[test]
+fn column_readers_yield_runs_literals_nulls_and_deltas() {
+    // Integer: 3 × 5, literals [1, 2], 2 nulls.
+    let mut v = columns::Values::ints(0x02, &[3, 5, 0x7e, 1, 2, 0, 2]);
+    let got: Vec<_> = (0..8).map(|_| v.next_value().unwrap()).collect();
+    let want = [
+        Some(5),
+        Some(5),
+        Some(5),
+        Some(1),
+        Some(2),
+        None,
+        None,
+        None,
+    ];
+    assert_eq!(got, want, "past the end reads as null");
+    // Delta: 2 × +3, literal -1: 3, 6, 5.
+    let mut v = columns::Values::ints(0x13, &[2, 3, 0x7f, 0x7f]);
+    let got: Vec<_> = (0..3).map(|_| v.next_value().unwrap()).collect();
+    assert_eq!(got, [Some(3), Some(6), Some(5)]);
+    // String: 2 × "ab" sharing one allocation, then a null.
+    let mut v = columns::Values::strings(&[2, 2, b'a', b'b', 0, 1]);
+    let (a, b) = (v.next_value().unwrap(), v.next_value().unwrap());
+    assert_eq!(a.as_deref(), Some(&b"ab"[..]));
+    assert!(std::sync::Arc::ptr_eq(
+        a.as_ref().unwrap(),
+        b.as_ref().unwrap()
+    ));
+    assert_eq!(v.next_value().unwrap(), None);
+    // Boolean: 1 false, 2 true, 0 false, 1 true.
+    let mut v = columns::Bools::new(&[1, 2, 0, 1]);
+    let got: Vec<_> = (0..5).map(|_| v.next_value().unwrap()).collect();
+    assert_eq!(got, [false, true, true, true, false]);
+    // A run declaring 2^40 values costs nothing until read.
+    let mut v = columns::Values::ints(0x02, &[0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 7]);
+    assert_eq!(v.next_value().unwrap(), Some(7));
+}
+
+/// A change body's header bytes and its columns.
+fn split_change(body: &[u8]) -> (Vec<u8>, Vec<(u32, Vec<u8>)>) {
+    let mut r = leb::Reader::new(body);
+    let deps = r.uleb("").unwrap() as usize;
+    r.take(32 * deps, "").unwrap();
+    r.prefixed("").unwrap();
+    r.uleb("").unwrap();
+    r.uleb("").unwrap();
+    r.sleb("").unwrap();
+    r.prefixed("").unwrap();
+    for _ in 0..r.uleb("").unwrap() {
+        r.prefixed("").unwrap();
+    }
+    let header = body[..body.len() - r.remaining()].to_vec();
+    let n = r.uleb("").unwrap();
+    let meta: Vec<(u32, usize)> = (0..n)
+        .map(|_| (r.uleb("").unwrap() as u32, r.uleb("").unwrap() as usize))
+        .collect();
+    let cols = meta
+        .into_iter()
+        .map(|(spec, len)| (spec, r.take(len, "").unwrap().to_vec()))
+        .collect();
+    (header, cols)
+}
+
+#[test]
+fn a_change_not_encoded_as_automerge_encodes_it_is_refused() {
+    // Two root puts by automerge: the action column is one run of two
+    // `set`s.
+    let mut d = Automerge::new().with_actor(ActorId::from([1u8; 16]));
+    let mut tx = d.transaction();
+    tx.put(ROOT, "a", 1).unwrap();
+    tx.put(ROOT, "b", 2).unwrap();
+    tx.commit();
+    let genuine = d.get_last_local_change().unwrap();
+    let c = check_sync_message(&message_with(genuine.raw_bytes()), &limits()).unwrap();
+    assert_eq!(c.chunks[0][0].hash, genuine.hash());
+    // The same operations, the actions written as a literal run of two.
+    let raw = genuine.raw_bytes();
+    let (header, cols) = split_change(&raw[10..]);
+    let mut body = header;
+    let cols: Vec<(u32, Vec<u8>)> = cols
+        .into_iter()
+        .map(|(spec, data)| match (spec, data.as_slice()) {
+            (0x42, [2, 1]) => (spec, vec![0x7e, 1, 1]),
+            _ => (spec, data),
+        })
+        .collect();
+    uleb(cols.len() as u64, &mut body);
+    for (spec, data) in &cols {
+        uleb(u64::from(*spec), &mut body);
+        uleb(data.len() as u64, &mut body);
+    }
+    for (_, data) in &cols {
+        body.extend(data);
+    }
+    assert_ne!(&body[..], &raw[10..], "the action column was rewritten");
+    let other = chunk(1, &body);
+    match check_sync_message(&message_with(&other), &limits()) {
+        Err(ValidationError::Chunk {
+            error: ChunkError::NotCanonical { canonical, .. },
+            ..
+        }) => assert_eq!(canonical, genuine.hash().to_string()),
+        other => panic!("expected NotCanonical, got {:?}", other.err()),
+    }
+}
