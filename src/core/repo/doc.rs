@@ -19,6 +19,7 @@ use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 
 use super::admit::SeqCache;
 use super::guard::guarded;
+use super::ops_check::OpCache;
 use super::types::{ChangeId, ConnId, FindId, RepoConfig, Timestamp};
 use crate::core::id::DocumentId;
 use crate::core::storage::{ChunkKind, RecordKind, StorageKey};
@@ -79,6 +80,8 @@ pub(super) struct Doc {
     /// Peers' changes whose dependencies have not arrived (see `admit`).
     pub orphans: Vec<ChangeInfo>,
     pub seqs: SeqCache,
+    /// Operations of changes admission looked up (see `ops_check`).
+    pub op_cache: OpCache,
 }
 
 impl Doc {
@@ -105,6 +108,7 @@ impl Doc {
             buffered: Vec::new(),
             orphans: Vec::new(),
             seqs: SeqCache::default(),
+            op_cache: OpCache::default(),
         }
     }
 

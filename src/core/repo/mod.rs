@@ -20,6 +20,7 @@ mod doc;
 mod docs;
 mod guard;
 mod net;
+mod ops_check;
 pub mod types;
 
 use std::collections::{BTreeMap, VecDeque};
