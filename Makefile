@@ -58,7 +58,7 @@ test:
 	$(SETUP) node-test-deps wasm-target wasm-tools browser playwright
 	$(CARGO) test --workspace --all-targets -- --skip simulation_with
 	$(CARGO) test --test simulation simulation_with -- --nocapture
-	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_idb_worker --test web_repo --test web_ops --test core_peer_input
+	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_idb_worker --test web_repo --test web_ops --test core_peer_input --test core_peer_ops
 	scripts/build-pkg.sh --dev
 	$(CARGO) build -p holdfast-server
 	node --test tests/js/

@@ -8,15 +8,10 @@
 //! Chromium through `wasm-pack test`: in the browser a panic would abort
 //! the module, so there the checks are the whole defence.
 
-use std::collections::BTreeMap;
-
-use automerge::sync;
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc, ROOT};
+use automerge::{ActorId, Automerge, Change, ReadDoc, ROOT};
 use holdfast::core::id::DocumentId;
 use holdfast::core::repo::*;
-use holdfast::core::storage::StorageKey;
-use holdfast::core::wire::{self, Message, PeerMetadata};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -24,135 +19,9 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 mod crafted;
+mod peer_harness;
 
-const T: Timestamp = Timestamp(1_000);
-const SERVER: &str = "server";
-
-struct Server {
-    repo: Repo,
-    store: BTreeMap<StorageKey, Vec<u8>>,
-    /// Frames sent, per connection.
-    sent: Vec<(ConnId, Message)>,
-    events: Vec<Event>,
-}
-
-impl Server {
-    fn new(validate: bool) -> Self {
-        let mut cfg = RepoConfig::new(SERVER, [9; 16], "s");
-        cfg.announce = false;
-        cfg.validate_peer_input = validate;
-        Server {
-            repo: Repo::new(cfg),
-            store: BTreeMap::new(),
-            sent: Vec::new(),
-            events: Vec::new(),
-        }
-    }
-
-    /// Performs every effect (storage at once) until there are none.
-    fn pump(&mut self) {
-        while let Some(e) = self.repo.poll_effect() {
-            match e {
-                Effect::Send { conn, frame } => {
-                    let m = wire::decode(&frame, &Default::default()).unwrap();
-                    self.sent.push((conn, m));
-                }
-                Effect::Load { task, prefix } => {
-                    let recs = self
-                        .store
-                        .iter()
-                        .filter(|(k, _)| k.starts_with(&prefix))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    self.repo.load_done(T, task, Ok(recs));
-                }
-                Effect::Commit { task, commit } => {
-                    for (k, v) in commit.puts {
-                        self.store.insert(k, v);
-                    }
-                    for k in commit.deletes {
-                        self.store.remove(&k);
-                    }
-                    self.repo.commit_done(T, task, Ok(()));
-                }
-                Effect::Event(ev) => self.events.push(ev),
-                Effect::Close { .. } => {}
-            }
-        }
-    }
-
-    fn join(&mut self, conn: u64) {
-        self.repo.connected(T, ConnId(conn), Direction::Incoming);
-        let join = Message::Join {
-            sender_id: format!("client-{conn}"),
-            peer_metadata: PeerMetadata::default(),
-            supported_protocol_versions: vec!["1".into()],
-        };
-        self.repo.frame(T, ConnId(conn), &wire::encode(&join));
-        self.pump();
-    }
-
-    fn sync(&mut self, conn: u64, doc: DocumentId, data: Vec<u8>) {
-        let m = Message::Sync {
-            request: false,
-            document_id: doc,
-            sender_id: format!("client-{conn}"),
-            target_id: SERVER.into(),
-            data,
-        };
-        self.repo.frame(T, ConnId(conn), &wire::encode(&m));
-        self.pump();
-    }
-
-    fn errors(&self, conn: u64) -> Vec<ProtocolError> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Event::ConnectionError { conn: c, error } if *c == ConnId(conn) => {
-                    Some(error.clone())
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The `need` of the last sync message sent to `conn`.
-    fn last_need(&self, conn: u64) -> Vec<ChangeHash> {
-        self.sent
-            .iter()
-            .rev()
-            .find_map(|(c, m)| match m {
-                Message::Sync { data, .. } if *c == ConnId(conn) => {
-                    Some(sync::Message::decode(data).unwrap().need)
-                }
-                _ => None,
-            })
-            .expect("a sync message was sent")
-    }
-
-    fn heads(&self, doc: &DocumentId) -> Vec<ChangeHash> {
-        self.repo
-            .durable_doc(doc)
-            .map(|d| d.get_heads())
-            .unwrap_or_default()
-    }
-}
-
-fn changes_msg(changes: &[&Change], heads: Vec<ChangeHash>) -> Vec<u8> {
-    sync::Message {
-        heads,
-        need: vec![],
-        have: vec![],
-        changes: changes
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect::<Vec<_>>()
-            .into(),
-        flags: None,
-        version: sync::MessageVersion::V1,
-    }
-    .encode()
-}
+use peer_harness::*;
 
 /// A client document with three changes by one actor, each on the last.
 fn three_changes() -> (Automerge, Vec<Change>) {
@@ -191,18 +60,6 @@ fn a_change_whose_dependencies_are_missing_waits_then_applies() {
 
 fn with_seq(change: &Change, seq: u8) -> Vec<u8> {
     crafted::with_seq(change.raw_bytes(), seq)
-}
-
-fn raw_msg(chunks: Vec<Vec<u8>>) -> Vec<u8> {
-    sync::Message {
-        heads: vec![],
-        need: vec![],
-        have: vec![],
-        changes: chunks.into(),
-        flags: None,
-        version: sync::MessageVersion::V1,
-    }
-    .encode()
 }
 
 #[test]
