@@ -1,12 +1,9 @@
 //! A short fuzz run with validation on (part of `cargo test --workspace`):
-//! a fixed seed and number of inputs. Asserted: none of issue 11's three
-//! panics happens, and every panic that does happen is caught by the core
-//! (the server survives it). Not yet asserted: no panic at all. automerge
-//! 0.12 still panics on some changes whose operations refer to objects or
-//! operations that do not exist (docs/automerge-bugs.md, "Open"); the run
-//! prints them. Times are not asserted (shared CI machines).
+//! a fixed seed and number of inputs. Asserted: no panic at all (the test
+//! profile's debug assertions included), so none could abort a browser.
+//! Times are not asserted (shared CI machines).
 
-use holdfast_fuzz::{corpus::Corpus, run_with, Options, KNOWN_PANICS};
+use holdfast_fuzz::{corpus::Corpus, run_with, Options};
 
 #[test]
 fn validated_repo_survives_mutated_sync_messages() {
@@ -32,16 +29,9 @@ fn validated_repo_survives_mutated_sync_messages() {
         report.tally.frames
     );
     let rerun = "rerun with `cargo run --release -p holdfast-fuzz -- --seed 11 --inputs 3000` to write reproducers";
-    for (what, location) in KNOWN_PANICS {
-        assert!(
-            !report.sites.iter().any(|s| s.location.contains(location)),
-            "issue 11's panic ({what}) with validation on ({rerun}):\n{}",
-            report.summary()
-        );
-    }
     assert!(
-        report.sites.iter().all(|s| s.unwound == 0),
-        "a panic escaped the core ({rerun}):\n{}",
+        report.sites.is_empty(),
+        "panics with validation on ({rerun}):\n{}",
         report.summary()
     );
 }
