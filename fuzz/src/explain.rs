@@ -156,3 +156,29 @@ pub fn describe_ops(frame: &[u8]) -> Vec<String> {
     }
     out
 }
+
+/// The bytes an input makes the core handle: every frame, plus what its
+/// compressed change chunks inflate to (up to the core's budget of 64 per
+/// received byte). Linear work is proportional to this.
+pub fn data_bytes(frames: &[Vec<u8>]) -> u64 {
+    use holdfast::core::wire::{self, DecodeLimits, Message};
+    let mut total = 0u64;
+    for f in frames {
+        total += f.len() as u64;
+        let Ok(Message::Sync { data, .. }) = wire::decode(f, &DecodeLimits::default()) else {
+            continue;
+        };
+        let Some(m) = format::SyncMsg::parse(&data) else {
+            continue;
+        };
+        let budget = data.len().saturating_mul(64);
+        for entry in &m.changes {
+            for c in format::Chunk::parse_all(entry).unwrap_or_default() {
+                if let Some(i) = c.inflate(budget) {
+                    total += i.body.len() as u64;
+                }
+            }
+        }
+    }
+    total
+}

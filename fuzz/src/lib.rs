@@ -18,7 +18,7 @@ mod explain;
 pub mod format;
 pub mod mutate;
 
-pub use explain::{describe_frame, describe_ops};
+pub use explain::{data_bytes, describe_frame, describe_ops};
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -261,6 +261,13 @@ pub struct Report {
     pub p99_ms: f64,
     /// Inputs slower than `slow_ms`.
     pub slow: u64,
+    /// Of those, inputs carrying under 1 MiB of data ([`data_bytes`]): a
+    /// slow small input means work beyond linear.
+    pub slow_small: u64,
+    /// The least data a slow input carried, and the most time per MiB of
+    /// data a slow input took.
+    pub slow_min_bytes: Option<u64>,
+    pub slow_max_ms_per_mib: f64,
     pub slowest: Option<PathBuf>,
     pub panics: u64,
     pub sites: Vec<Site>,
@@ -290,6 +297,14 @@ impl Report {
             self.p50_ms,
             self.slow
         ));
+        if let Some(min) = self.slow_min_bytes {
+            s.push_str(&format!(
+                "slow inputs carried at least {:.1} MiB of data (frames plus inflated changes); at most {:.1} ms per MiB; {} carried under 1 MiB\n",
+                min as f64 / f64::from(1 << 20),
+                self.slow_max_ms_per_mib,
+                self.slow_small
+            ));
+        }
         if let Some(p) = &self.slowest {
             s.push_str(&format!("slowest input written to {}\n", p.display()));
         }
@@ -448,6 +463,15 @@ pub fn run_with(opts: &Options, corpus: &Corpus) -> Report {
 
         if dt.as_secs_f64() * 1000.0 > opts.slow_ms {
             report.slow += 1;
+            let bytes = data_bytes(frames);
+            if bytes < 1 << 20 {
+                report.slow_small += 1;
+            }
+            report.slow_min_bytes = Some(report.slow_min_bytes.map_or(bytes, |b| b.min(bytes)));
+            let mib = bytes as f64 / f64::from(1 << 20);
+            report.slow_max_ms_per_mib = report
+                .slow_max_ms_per_mib
+                .max(dt.as_secs_f64() * 1000.0 / mib.max(1e-9));
             if report.slow <= SLOW_WRITTEN {
                 if let Some(dir) = &opts.findings {
                     let name = format!(
