@@ -171,12 +171,17 @@ pub fn data_bytes(frames: &[Vec<u8>]) -> u64 {
         let Some(m) = format::SyncMsg::parse(&data) else {
             continue;
         };
-        let budget = data.len().saturating_mul(64);
+        // The core inflates up to what is left of the message's budget,
+        // then refuses the message.
+        let mut budget = data.len().saturating_mul(64);
         for entry in &m.changes {
             for c in format::Chunk::parse_all(entry).unwrap_or_default() {
-                if let Some(i) = c.inflate(budget) {
-                    total += i.body.len() as u64;
+                if c.typ != format::CHUNK_COMPRESSED || budget == 0 {
+                    continue;
                 }
+                let n = c.inflate(budget).map_or(budget, |i| i.body.len());
+                total += n as u64;
+                budget -= n;
             }
         }
     }
