@@ -106,7 +106,7 @@ fn a_change_reusing_its_dependencys_op_ids_is_refused() {
 
 #[test]
 fn an_update_at_the_head_of_a_list_is_refused() {
-    let (first, next) = base_and_next(|tx, d| tx.put(&list_of(d, "items"), 0, "z").unwrap());
+    let (first, next) = base_and_next(|tx, d| tx.put(list_of(d, "items"), 0, "z").unwrap());
     let bad = crafted(&next, |x| {
         x.operations[0].key = Key::Seq(ElementId::Head);
         x.operations[0].pred = Vec::new().into();
@@ -116,7 +116,7 @@ fn an_update_at_the_head_of_a_list_is_refused() {
 
 #[test]
 fn an_insert_after_another_objects_element_is_refused() {
-    let (first, next) = base_and_next(|tx, d| tx.insert(&list_of(d, "items"), 1, "z").unwrap());
+    let (first, next) = base_and_next(|tx, d| tx.insert(list_of(d, "items"), 1, "z").unwrap());
     // The same element, but in the text object (A's op 5 is `t`).
     let bad = crafted(&next, |x| x.operations[0].obj = ObjectId::Id(a_op(5)));
     refused(&next, &bad, &first, "is not an element of its object");
@@ -172,7 +172,7 @@ fn a_need_naming_a_change_twice_is_answered_once() {
 
 #[test]
 fn a_deletion_made_an_insert_is_refused() {
-    let (first, next) = base_and_next(|tx, d| tx.delete(&list_of(d, "items"), 0).unwrap());
+    let (first, next) = base_and_next(|tx, d| tx.delete(list_of(d, "items"), 0).unwrap());
     // An insert after the element instead of a deletion of it.
     let bad = crafted(&next, |x| {
         x.operations[0].insert = true;

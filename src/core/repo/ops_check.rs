@@ -198,9 +198,10 @@ impl<'a> OpIndex<'a> {
             let info = check_chunks(change.raw_bytes(), &mut Budget::unbounded())
                 .ok()?
                 .pop()?;
-            let (rows, _) =
-                self.cache
-                    .intern(&info.actor, &info.others, info.start_op, &info.rows());
+            let rows = info.rows().ok()?;
+            let (rows, _) = self
+                .cache
+                .intern(&info.actor, &info.others, info.start_op, &rows);
             self.cache.insert(hash, rows);
         }
         self.cache.changes.get(&hash)?.get(id.ctr).copied()
@@ -228,9 +229,8 @@ impl<'a> OpIndex<'a> {
     /// Checks `c`'s operations; on success they become known to later
     /// changes of the batch.
     pub(super) fn check(&mut self, c: &ChangeInfo) -> Result<(), String> {
-        let (rows, preds) = self
-            .cache
-            .intern(&c.actor, &c.others, c.start_op, &c.rows());
+        let own = c.rows().map_err(|e| e.to_string())?;
+        let (rows, preds) = self.cache.intern(&c.actor, &c.others, c.start_op, &own);
         let me = self.cache.actor(&c.actor);
         // Its own rows are visible to its later rows (`ops::rows` ensures
         // every reference to its own actor is to an earlier row).

@@ -85,16 +85,16 @@ pub struct ChangeInfo {
 
 impl ChangeInfo {
     /// Its operations: as kept, or read again from its bytes (which passed
-    /// every check already).
-    pub fn rows(&self) -> std::borrow::Cow<'_, [OpRow]> {
+    /// every check already, so reading them again cannot fail; if it did,
+    /// the error says so rather than an empty list passing for the rows).
+    pub fn rows(&self) -> Result<std::borrow::Cow<'_, [OpRow]>, ChunkError> {
         match &self.rows {
-            Some(r) => r.into(),
-            None => check_chunks(&self.bytes, &mut Budget::unbounded())
-                .ok()
-                .and_then(|mut v| v.pop())
+            Some(r) => Ok(r.into()),
+            None => check_chunks(&self.bytes, &mut Budget::unbounded())?
+                .pop()
                 .and_then(|c| c.rows)
-                .unwrap_or_default()
-                .into(),
+                .map(Into::into)
+                .ok_or(ChunkError::Rule("no change in a held-back chunk".into())),
         }
     }
 

@@ -68,7 +68,7 @@ impl OpRow {
     }
 }
 
-fn col<'a>(cols: &'a [(u32, Vec<u8>)], spec: u32) -> &'a [u8] {
+fn col(cols: &[(u32, Vec<u8>)], spec: u32) -> &[u8] {
     cols.iter()
         .find(|(s, _)| *s == spec)
         .map_or(&[][..], |(_, d)| d.as_slice())
