@@ -147,9 +147,13 @@ impl OpCache {
         (rows, preds)
     }
 
+    /// Adds (or replaces: a change reverted by `guard::set_aside` and sent
+    /// again is checked again) a change's rows, keeping `ops` exact.
     fn insert(&mut self, hash: ChangeHash, rows: Rows) {
         self.ops += rows.metas.len();
-        self.changes.insert(hash, rows);
+        if let Some(old) = self.changes.insert(hash, rows) {
+            self.ops -= old.metas.len();
+        }
     }
 }
 
