@@ -4,7 +4,8 @@
 #                is missing), run the native tests and the simulation, the
 #                browser tests in headless Chromium against real IndexedDB,
 #                the npm package's tests in node, the browser E2E tests
-#                (tests/e2e: Playwright + /usr/bin/chromium), check formatting
+#                (tests/e2e: Playwright + /usr/bin/chromium), check the crate
+#                layering (scripts/check-layers.sh) and formatting
 #   make demo    build the wasm package, the demo app (www/) and the server, and
 #                serve them on http://127.0.0.1:3030 (HOLDFAST_DEMO_LISTEN,
 #                HOLDFAST_DEMO_DATA); Ctrl-C stops it, the data stays
@@ -64,6 +65,7 @@ test:
 	node --test tests/js/
 	node --test tests/e2e/
 	$(CARGO) check --lib --target $(WASM_TARGET)
+	scripts/check-layers.sh
 	$(CARGO) fmt --all -- --check
 
 demo:

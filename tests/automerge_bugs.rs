@@ -1,5 +1,5 @@
 //! Minimal reproductions of the automerge 0.12.0 panics that
-//! `holdfast::core::validate` guards against, called on automerge directly
+//! `holdfast_core::validate` guards against, called on automerge directly
 //! (docs/automerge-bugs.md has the bytes and the analysis). Each test asserts
 //! that automerge still panics: when one fails after an automerge upgrade,
 //! the bug was fixed upstream and its check here can be revisited (the

@@ -4,9 +4,9 @@
 use automerge::sync;
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
-use holdfast::core::id::DocumentId;
-use holdfast::core::repo::*;
-use holdfast::core::wire::{self, DecodeLimits, Message, PeerMetadata};
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::*;
+use holdfast_core::wire::{self, DecodeLimits, Message, PeerMetadata};
 
 const T: Timestamp = Timestamp(5_000);
 const C: ConnId = ConnId(1);

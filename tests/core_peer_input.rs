@@ -10,8 +10,8 @@
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, Change, ReadDoc, ROOT};
-use holdfast::core::id::DocumentId;
-use holdfast::core::repo::*;
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::*;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;

@@ -14,9 +14,9 @@ use automerge::legacy::{ElementId, Key, ObjectId, OpId};
 use automerge::sync;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, Change, ExpandedChange, ObjType, ReadDoc, ROOT};
-use holdfast::core::id::DocumentId;
-use holdfast::core::repo::*;
-use holdfast::core::wire::Message;
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::*;
+use holdfast_core::wire::Message;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
-use holdfast::core::id::DocumentId;
-use holdfast::core::repo::*;
-use holdfast::core::storage::{ChunkKind, Commit, RecordKind, StorageError, StorageKey};
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::*;
+use holdfast_core::storage::{ChunkKind, Commit, RecordKind, StorageError, StorageKey};
 
 const T: Timestamp = Timestamp(1_000);
 
@@ -404,7 +404,7 @@ fn delete_waits_for_pending_changes_then_removes_every_record() {
 
 #[test]
 fn after_a_storage_reset_a_document_found_nowhere_is_lost_not_unavailable() {
-    use holdfast::core::storage::{ResetReason, StorageReset};
+    use holdfast_core::storage::{ResetReason, StorageReset};
     let doc = DocumentId([9; 16]);
     let find_in = |r: &mut Repo| -> FindError {
         let find = r.find(T, doc);

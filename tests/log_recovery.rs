@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use holdfast::core::storage::{Commit, Storage, StorageError, StorageKey};
-use holdfast::storage::log::{
+use holdfast_core::memory::MemoryStorage;
+use holdfast_core::storage::{Commit, Storage, StorageError, StorageKey};
+use holdfast_log::{
     segment_file_name, FaultHook, FaultPoint, LogError, LogOptions, LogStorage, LogStore,
 };
-use holdfast::storage::memory::MemoryStorage;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -36,7 +36,7 @@ fn all() -> StorageKey {
     StorageKey(vec![])
 }
 
-fn open(dir: &Path, opts: LogOptions) -> (LogStore, holdfast::storage::log::RecoveryReport) {
+fn open(dir: &Path, opts: LogOptions) -> (LogStore, holdfast_log::RecoveryReport) {
     LogStore::open(dir, opts).expect("open never fails on damaged data")
 }
 

@@ -7,10 +7,10 @@ use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::task::Poll;
 
-use holdfast::core::storage::{Commit, Storage, StorageError, StorageKey};
-use holdfast::web::idb::{
+use holdfast::idb::{
     delete_database, CommitFault, Durability, IdbStorage, BLOCKED_GRACE_MS, STORE,
 };
+use holdfast_core::storage::{Commit, Storage, StorageError, StorageKey};
 use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -55,9 +55,9 @@ fn unique(test: &str) -> String {
 }
 
 /// Every record of the store but holdfast's own identity record (see
-/// `holdfast::web::identity`), which every open writes.
+/// `holdfast::identity`), which every open writes.
 async fn all_records(s: &IdbStorage) -> Vec<(StorageKey, Vec<u8>)> {
-    let meta = key(&holdfast::web::identity::META_KEY);
+    let meta = key(&holdfast::identity::META_KEY);
     let mut all = s.range(&key(&[])).await.unwrap();
     let before = all.len();
     all.retain(|(k, _)| *k != meta);
@@ -490,7 +490,7 @@ async fn delete_raw(name: &str) {
 
 #[wasm_bindgen_test]
 async fn a_database_recreated_underneath_is_detected_as_a_reset() {
-    use holdfast::core::storage::ResetReason;
+    use holdfast_core::storage::ResetReason;
     let name = unique("identity");
     let s = IdbStorage::open(&name).await.unwrap();
     let first = s.identity().clone();
@@ -533,8 +533,8 @@ async fn a_database_recreated_underneath_is_detected_as_a_reset() {
 
 #[wasm_bindgen_test]
 async fn the_browser_reporting_data_loss_is_a_reset() {
-    use holdfast::core::storage::ResetReason;
-    use holdfast::web::identity::{identify, Upgrade};
+    use holdfast::identity::{identify, Upgrade};
+    use holdfast_core::storage::ResetReason;
     let name = unique("dataloss");
     let s = IdbStorage::open(&name).await.unwrap();
     // What Chromium's `upgradeneeded` says after discarding a corrupt

@@ -2,8 +2,8 @@
 //! `wasm-pack test --headless --chrome --test web_idb_worker`.
 #![cfg(target_arch = "wasm32")]
 
-use holdfast::core::storage::{Commit, Storage, StorageKey};
-use holdfast::web::idb::{delete_database, Durability, IdbStorage};
+use holdfast::idb::{delete_database, Durability, IdbStorage};
+use holdfast_core::storage::{Commit, Storage, StorageKey};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 

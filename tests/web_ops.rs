@@ -3,7 +3,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use automerge::{Automerge, ReadDoc};
-use holdfast::web::ops::{apply_ops, patches_to_js, to_js, to_js_draft, OpError, TYPE_SYMBOL};
+use holdfast::ops::{apply_ops, patches_to_js, to_js, to_js_draft, OpError, TYPE_SYMBOL};
 use js_sys::{Array, Date, Object, Reflect, Symbol, Uint8Array, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;

@@ -8,12 +8,12 @@ use std::rc::Rc;
 
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
-use holdfast::core::id::DocumentId;
-use holdfast::core::repo::{ChangeId, Repo};
-use holdfast::core::storage::{ChunkKind, Commit, RecordKind, Storage, StorageKey};
-use holdfast::web::api::{AnyStorage, WasmRepo};
-use holdfast::web::driver::now;
-use holdfast::web::idb::{delete_database, IdbStorage};
+use holdfast::api::{AnyStorage, WasmRepo};
+use holdfast::driver::now;
+use holdfast::idb::{delete_database, IdbStorage};
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::{ChangeId, Repo};
+use holdfast_core::storage::{ChunkKind, Commit, RecordKind, Storage, StorageKey};
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;

@@ -1,7 +1,7 @@
 //! Golden wire tests against the real automerge-repo 2.5.6 packages.
 //!
 //! 1. Every frame in `tests/golden/` (written by automerge-repo's own encoder,
-//!    see `tests/js/golden.mjs`) decodes with [`holdfast::core::wire::decode`]
+//!    see `tests/js/golden.mjs`) decodes with [`holdfast_core::wire::decode`]
 //!    to the fields recorded in `tests/golden/expected.json`.
 //! 2. Our [`encode`] of each of those messages decodes, with automerge-repo's
 //!    own decoder (`node tests/js/golden.mjs check`), to the same fields.
@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use holdfast::core::id::{AutomergeUrl, DocumentId};
-use holdfast::core::wire::{decode, encode, DecodeLimits, Message, PeerMetadata};
+use holdfast_core::id::{AutomergeUrl, DocumentId};
+use holdfast_core::wire::{decode, encode, DecodeLimits, Message, PeerMetadata};
 use serde_json::{json, Map, Value};
 
 fn root() -> PathBuf {

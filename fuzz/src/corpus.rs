@@ -12,8 +12,8 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
     ActorId, Automerge, AutomergeError, ChangeHash, ObjType, ReadDoc, ScalarValue, ROOT,
 };
-use holdfast::core::id::DocumentId;
-use holdfast::core::wire::{self, DecodeLimits, Message};
+use holdfast_core::id::DocumentId;
+use holdfast_core::wire::{self, DecodeLimits, Message};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

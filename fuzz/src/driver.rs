@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use holdfast::core::id::DocumentId;
-use holdfast::core::repo::{ConnId, Direction, Effect, Event, Repo, RepoConfig, Timestamp};
-use holdfast::core::storage::{Commit, StorageKey};
-use holdfast::core::wire::{self, DecodeLimits, Message, PeerMetadata};
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::{ConnId, Direction, Effect, Event, Repo, RepoConfig, Timestamp};
+use holdfast_core::storage::{Commit, StorageKey};
+use holdfast_core::wire::{self, DecodeLimits, Message, PeerMetadata};
 
 use crate::{PEER_ID, SERVER_ID};
 
@@ -129,7 +129,7 @@ impl Driver {
                         out.errors.push(variant(&format!("{error:?}")))
                     }
                     Event::DocChanged { source, .. }
-                        if !matches!(source, holdfast::core::repo::ChangeSource::Local) =>
+                        if !matches!(source, holdfast_core::repo::ChangeSource::Local) =>
                     {
                         out.remote_changes += 1;
                     }

@@ -6,7 +6,7 @@ use crate::format;
 /// One line about a frame: its type and, for sync data, what the sync
 /// message and its chunks declare.
 pub fn describe_frame(frame: &[u8]) -> String {
-    use holdfast::core::wire::{self, DecodeLimits, Message};
+    use holdfast_core::wire::{self, DecodeLimits, Message};
     let msg = match wire::decode(frame, &DecodeLimits::default()) {
         Ok(m) => m,
         Err(e) => return format!("{} bytes, not a message holdfast decodes: {e}", frame.len()),
@@ -107,7 +107,7 @@ pub fn describe_frame(frame: &[u8]) -> String {
 /// them (for `--replay --explain --ops`). Chunks automerge refuses to parse
 /// are named with the reason.
 pub fn describe_ops(frame: &[u8]) -> Vec<String> {
-    use holdfast::core::wire::{self, DecodeLimits, Message};
+    use holdfast_core::wire::{self, DecodeLimits, Message};
     let Ok(Message::Sync { data, .. }) = wire::decode(frame, &DecodeLimits::default()) else {
         return Vec::new();
     };
@@ -161,7 +161,7 @@ pub fn describe_ops(frame: &[u8]) -> Vec<String> {
 /// compressed change chunks inflate to (up to the core's budget of 64 per
 /// received byte). Linear work is proportional to this.
 pub fn data_bytes(frames: &[Vec<u8>]) -> u64 {
-    use holdfast::core::wire::{self, DecodeLimits, Message};
+    use holdfast_core::wire::{self, DecodeLimits, Message};
     let mut total = 0u64;
     for f in frames {
         total += f.len() as u64;

@@ -1,7 +1,7 @@
 //! holdfast-fuzz: a structure-aware mutation fuzzer for what peers send the
 //! holdfast core, on stable Rust (no cargo-fuzz, no sanitizer coverage).
 //!
-//! Each input is played against a real [`holdfast::core::repo::Repo`]
+//! Each input is played against a real [`holdfast_core::repo::Repo`]
 //! configured as a server: a new incoming connection, the `join` handshake,
 //! then 1..=12 frames: genuine sync messages captured from real automerge
 //! sync sessions ([`corpus`]), mutated ([`mutate`]). Panics are recorded by

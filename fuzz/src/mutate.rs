@@ -19,7 +19,7 @@
 //! - sequence level: drop, duplicate, reorder frames, append another
 //!   session's frames.
 
-use holdfast::core::id::DocumentId;
+use holdfast_core::id::DocumentId;
 use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 

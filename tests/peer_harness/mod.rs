@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use automerge::sync;
 use automerge::{Change, ChangeHash};
-use holdfast::core::id::DocumentId;
-use holdfast::core::repo::*;
-use holdfast::core::storage::StorageKey;
-use holdfast::core::wire::{self, Message, PeerMetadata};
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::*;
+use holdfast_core::storage::StorageKey;
+use holdfast_core::wire::{self, Message, PeerMetadata};
 
 pub const T: Timestamp = Timestamp(1_000);
 pub const SERVER: &str = "server";

@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use automerge::sync;
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ChangeHash, ObjType, ReadDoc, ROOT};
-use holdfast::core::id::DocumentId;
-use holdfast::core::repo::*;
-use holdfast::core::storage::{Commit, RecordKind, StorageError, StorageKey};
-use holdfast::core::wire::{self, DecodeLimits};
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::*;
+use holdfast_core::storage::{Commit, RecordKind, StorageError, StorageKey};
+use holdfast_core::wire::{self, DecodeLimits};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

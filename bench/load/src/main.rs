@@ -2,7 +2,7 @@
 //!
 //! The W7 load generator (see `bench/README.md`): N native WebSocket clients
 //! speaking automerge-repo's protocol (`join` → `peer`, then `sync` messages
-//! carrying `automerge::sync` data, CBOR-encoded with `holdfast::core::wire`),
+//! carrying `automerge::sync` data, CBOR-encoded with `holdfast_core::wire`),
 //! so the same binary drives `holdfast-server` and automerge-repo's node sync
 //! server.
 //!
@@ -48,8 +48,8 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, ChangeHash, ROOT};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use holdfast::core::id::DocumentId;
-use holdfast::core::wire::{self, DecodeLimits, Message, PeerMetadata};
+use holdfast_core::id::DocumentId;
+use holdfast_core::wire::{self, DecodeLimits, Message, PeerMetadata};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;

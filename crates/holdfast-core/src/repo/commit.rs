@@ -1,0 +1,459 @@
+//! The commit pipeline (group commit, completion, failure) and loading.
+
+use automerge::{Automerge, ChangeHash};
+
+use super::doc::{Item, Phase};
+use super::guard::guarded;
+use super::types::*;
+use super::Repo;
+use crate::id::DocumentId;
+use crate::storage::{verify_chunk, ChunkKind, Commit, RecordKind, StorageError, StorageKey};
+
+/// The one commit in flight.
+pub(super) struct InFlight {
+    task: TaskId,
+    batch: u64,
+    docs: Vec<DocBatch>,
+}
+
+/// What one commit does for one document.
+struct DocBatch {
+    doc: DocumentId,
+    /// The new incremental record: changes in `working` not yet issued, and
+    /// the heads of `working` they bring it to.
+    incremental: Option<(StorageKey, Vec<u8>, Vec<ChangeHash>)>,
+    /// A snapshot of `durable` and the records it covers.
+    snapshot: Option<(StorageKey, usize, Vec<StorageKey>)>,
+    deletes: Vec<StorageKey>,
+    quarantine: Vec<(StorageKey, Vec<u8>)>,
+    /// This commit deletes the whole document.
+    delete: bool,
+}
+
+impl DocBatch {
+    fn new(doc: DocumentId) -> Self {
+        Self {
+            doc,
+            incremental: None,
+            snapshot: None,
+            deletes: Vec::new(),
+            quarantine: Vec::new(),
+            delete: false,
+        }
+    }
+}
+
+impl Repo {
+    /// The incremental bytes of `id` in the commit in flight, if any.
+    pub(super) fn in_flight_bytes(&self, id: DocumentId) -> Option<Vec<u8>> {
+        let f = self.in_flight.as_ref()?;
+        let b = f.docs.iter().find(|b| b.doc == id)?;
+        b.incremental.as_ref().map(|(_, bytes, _)| bytes.clone())
+    }
+
+    /// Build the next group commit if none is in flight and work is pending.
+    pub(super) fn flush(&mut self) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let batch = self.next_batch;
+        let mut commit = Commit::default();
+        let mut docs = Vec::new();
+        let mut broken = Vec::new();
+        // Only marked documents can need a commit (see `docs::Docs`); each
+        // one looked at here either goes into this commit or needs none.
+        for id in self.docs.take_touched() {
+            let Some(doc) = self.docs.get_mut_unmarked(&id).filter(|d| d.needs_commit()) else {
+                continue;
+            };
+            if doc.deleting.is_some() && !doc.dirty() {
+                // Everything pending is durable: remove the whole document,
+                // including records other tabs wrote.
+                commit.delete_prefixes.push(StorageKey::doc_prefix(&doc.id));
+                doc.in_flight = Some(batch);
+                docs.push(DocBatch {
+                    delete: true,
+                    ..DocBatch::new(doc.id)
+                });
+                continue;
+            }
+            let mut b = DocBatch {
+                deletes: std::mem::take(&mut doc.pending_deletes),
+                quarantine: std::mem::take(&mut doc.quarantine),
+                ..DocBatch::new(doc.id)
+            };
+            if doc.dirty() {
+                let working = &doc.working;
+                let issued = &doc.issued_heads;
+                let bytes = match guarded(|| working.save_after(issued)) {
+                    Ok(bytes) => bytes,
+                    Err(panic) => {
+                        // A peer's change that automerge applied but cannot
+                        // save: maintenance waits for the next commit.
+                        doc.pending_deletes.append(&mut b.deletes);
+                        doc.quarantine.append(&mut b.quarantine);
+                        broken.push((id, panic));
+                        continue;
+                    }
+                };
+                doc.issued_heads = doc.working.get_heads();
+                if !bytes.is_empty() {
+                    let key = StorageKey::chunk(&doc.id, ChunkKind::Incremental, &bytes);
+                    commit.puts.push((key.clone(), bytes.clone()));
+                    b.incremental = Some((key, bytes, doc.issued_heads.clone()));
+                }
+            }
+            if std::mem::take(&mut doc.want_snapshot)
+                && doc.can_snapshot()
+                && doc.deleting.is_none()
+            {
+                let bytes = doc.durable.save();
+                let key = StorageKey::chunk(&doc.id, ChunkKind::Snapshot, &bytes);
+                let len = bytes.len();
+                let covered = doc.records.keys().filter(|k| **k != key).cloned().collect();
+                commit.puts.push((key.clone(), bytes));
+                b.snapshot = Some((key, len, covered));
+            }
+            for (key, value) in &b.quarantine {
+                commit.puts.push((key.quarantine_of(), value.clone()));
+                commit.deletes.push(key.clone());
+            }
+            commit.deletes.extend(b.deletes.iter().cloned());
+            if b.incremental.is_none()
+                && b.snapshot.is_none()
+                && b.deletes.is_empty()
+                && b.quarantine.is_empty()
+            {
+                // Nothing to write (no pending item can be waiting on this
+                // batch: items wait only on dirty or in-flight documents).
+                continue;
+            }
+            doc.in_flight = Some(batch);
+            docs.push(b);
+        }
+        for (id, panic) in broken {
+            self.set_aside(id, None, &panic);
+        }
+        if docs.is_empty() {
+            return;
+        }
+        self.next_batch += 1;
+        let task = self.task();
+        self.in_flight = Some(InFlight { task, batch, docs });
+        self.effects.push_back(Effect::Commit { task, commit });
+    }
+
+    /// A commit completed (`Ok`: durable) or failed.
+    pub fn commit_done(&mut self, now: Timestamp, task: TaskId, result: Result<(), StorageError>) {
+        self.now = now;
+        let Some(inflight) = self.in_flight.take_if(|f| f.task == task) else {
+            tracing::warn!(?task, "completion for a commit that is not in flight");
+            return;
+        };
+        match result {
+            Ok(()) => {
+                for b in inflight.docs {
+                    self.commit_succeeded(inflight.batch, b);
+                }
+            }
+            Err(error) => {
+                let ids: Vec<DocumentId> = inflight.docs.iter().map(|b| b.doc).collect();
+                for b in inflight.docs {
+                    self.commit_failed(b, &error);
+                }
+                self.event(Event::StorageError { docs: ids, error });
+            }
+        }
+    }
+
+    fn commit_succeeded(&mut self, batch: u64, b: DocBatch) {
+        let id = b.doc;
+        if b.delete {
+            if let Some(doc) = self.docs.remove(&id) {
+                if let Some(change) = doc.deleting {
+                    self.event(Event::ChangeDurable {
+                        change,
+                        doc: id,
+                        heads: Vec::new(),
+                    });
+                }
+                self.fail_finds_of(doc.finds, id);
+            }
+            self.event(Event::DocDeleted { doc: id });
+            return;
+        }
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        doc.in_flight = None;
+        let before = doc.durable.get_heads();
+        if let Some((key, bytes, heads)) = b.incremental {
+            let loaded = doc.durable.load_incremental(&bytes);
+            // `records` lists what a snapshot of `durable` may replace, so a
+            // record goes in only once `durable` holds all of it (every
+            // change up to the heads it was cut at). Bytes we produced
+            // ourselves from `working` always load, unless automerge
+            // disagrees with itself; then the record stays on disk,
+            // loaded on the next open and never deleted by compaction.
+            let missing = heads
+                .iter()
+                .filter(|h| doc.durable.get_change_meta_by_hash(h).is_none())
+                .count();
+            if loaded.is_ok() && missing == 0 {
+                doc.records.insert(key, bytes.len());
+            } else {
+                tracing::error!(
+                    doc = %id, %key, ?loaded, missing,
+                    "the durable document did not take a committed record whole; \
+                     it is kept out of compaction"
+                );
+            }
+        }
+        if let Some((key, len, covered)) = b.snapshot {
+            doc.records.insert(key, len);
+            doc.pending_deletes.extend(covered);
+        }
+        for key in b.deletes {
+            doc.records.remove(&key);
+        }
+        let (mut local, mut remote) = (false, false);
+        let mut released = Vec::new();
+        for item in doc.take_released(batch) {
+            match item {
+                Item::Local(change) => {
+                    local = true;
+                    released.push(change);
+                }
+                Item::Remote { conn, msg } => {
+                    remote |= !msg.changes.is_empty();
+                    // Feed it and answer it, exactly as if it had been
+                    // processed on arrival: a later message of the same peer
+                    // must not be applied before this one is answered (its
+                    // heads would then equal ours, and automerge would
+                    // conclude the peer already knows them: no acknowledgement).
+                    let doc = self.docs.get_mut(&id).expect("present above");
+                    if doc.feed(conn, msg) {
+                        self.send_sync(id, conn);
+                    }
+                }
+            }
+        }
+        let doc = self.docs.get_mut(&id).expect("present above");
+        let after = doc.durable.get_heads();
+        if doc.wants_compaction(&self.cfg) && doc.pending_deletes.is_empty() && doc.can_snapshot() {
+            doc.want_snapshot = true;
+        }
+        for change in released {
+            self.event(Event::ChangeDurable {
+                change,
+                doc: id,
+                heads: after.clone(),
+            });
+        }
+        if before != after {
+            let source = match (local, remote) {
+                (true, false) => ChangeSource::Local,
+                (true, true) => ChangeSource::Both,
+                _ => ChangeSource::Remote,
+            };
+            self.event(Event::DocChanged {
+                doc: id,
+                before,
+                after,
+                source,
+            });
+        }
+        self.resolve_finds(id);
+        self.sync_doc(id);
+    }
+
+    fn commit_failed(&mut self, b: DocBatch, error: &StorageError) {
+        let id = b.doc;
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        doc.in_flight = None;
+        if b.delete {
+            // The document stays, as it was; the delete is reported failed.
+            if let Some(change) = doc.deleting.take() {
+                self.event(Event::ChangeFailed {
+                    change,
+                    doc: id,
+                    error: error.clone(),
+                });
+            }
+            return;
+        }
+        // Back to the last durable state: everything not yet durable is gone,
+        // including changes made while this commit was in flight.
+        doc.working = doc.durable.clone();
+        doc.issued_heads = doc.durable.get_heads();
+        // Maintenance is retried by a later commit.
+        doc.pending_deletes.extend(b.deletes);
+        doc.quarantine.extend(b.quarantine);
+        let mut failed = Vec::new();
+        for p in doc.items.drain(..) {
+            if let Item::Local(change) = p.item {
+                failed.push(change);
+            }
+        }
+        doc.reset_sync_states();
+        for change in failed {
+            self.event(Event::ChangeFailed {
+                change,
+                doc: id,
+                error: error.clone(),
+            });
+        }
+        self.sync_doc(id);
+    }
+
+    /// Storage answered a [`Effect::Load`].
+    pub fn load_done(
+        &mut self,
+        now: Timestamp,
+        task: TaskId,
+        result: Result<Vec<(StorageKey, Vec<u8>)>, StorageError>,
+    ) {
+        self.now = now;
+        let Some(id) = self.loads.remove(&task) else {
+            return;
+        };
+        let records = match result {
+            Ok(r) => r,
+            Err(error) => {
+                self.fail_finds(id, FindError::Storage(error.clone()));
+                self.docs.remove(&id);
+                self.event(Event::StorageError {
+                    docs: vec![id],
+                    error,
+                });
+                return;
+            }
+        };
+        let actor = self.actor.clone();
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let (loaded, good, bad) = load_records(records);
+        doc.durable = loaded.with_actor(actor);
+        doc.working = doc.durable.clone();
+        doc.issued_heads = doc.durable.get_heads();
+        doc.records = good.into_iter().collect();
+        doc.phase = Phase::Ready;
+        // Loading is when a badly fragmented document costs: compact it now
+        // (e.g. one record of thousands of small changes, as group commit
+        // writes for changes made in one burst).
+        doc.want_snapshot = doc.wants_compaction(&self.cfg) && doc.can_snapshot();
+        if !bad.is_empty() {
+            let quarantined = bad.iter().map(|(k, _)| k.clone()).collect();
+            doc.quarantine = bad;
+            doc.reset_sync_states();
+            self.event(Event::StorageRepaired {
+                doc: id,
+                quarantined,
+            });
+        }
+        let buffered = std::mem::take(&mut self.docs.get_mut(&id).expect("present").buffered);
+        for (conn, msg) in buffered {
+            self.handle_doc_message(conn, msg);
+        }
+        self.resolve_finds(id);
+        let deadline = self.now.plus_ms(self.cfg.find_timeout_ms);
+        if let Some(doc) = self.docs.get_mut(&id).filter(|d| !d.finds.is_empty()) {
+            // Not in storage: wait for peers until the deadline.
+            doc.find_deadline.get_or_insert(deadline);
+            self.request_from_peers(id);
+        }
+        self.sync_doc(id);
+    }
+}
+
+/// Verify and load the records of one document. Returns the document, the
+/// keys (and value lengths) of the records it was loaded from, and the records that failed.
+#[allow(clippy::type_complexity)]
+fn load_records(
+    records: Vec<(StorageKey, Vec<u8>)>,
+) -> (
+    Automerge,
+    Vec<(StorageKey, usize)>,
+    Vec<(StorageKey, Vec<u8>)>,
+) {
+    let mut snapshots = Vec::new();
+    let mut incrementals = Vec::new();
+    let mut bad = Vec::new();
+    for (key, value) in records {
+        let RecordKind::Chunk(kind) = key.kind() else {
+            continue;
+        };
+        match verify_chunk(&key, kind, &value) {
+            Ok(()) if kind == ChunkKind::Snapshot => snapshots.push((key, value)),
+            Ok(()) => incrementals.push((key, value)),
+            Err(detail) => {
+                tracing::warn!(%key, %detail, "quarantining a corrupt record");
+                bad.push((key, value));
+            }
+        }
+    }
+    if let Some(fast) = load_all_at_once(&snapshots, &incrementals) {
+        let good = snapshots
+            .iter()
+            .chain(&incrementals)
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect();
+        return (fast, good, bad);
+    }
+    // Some record that passed its checksum does not load: one by one, to
+    // find which. A snapshot is a whole document: load the first good one
+    // strictly as the base. Incremental records may depend on each other in
+    // any key order, so they are applied with `load_incremental`, which
+    // queues changes until their dependencies arrive.
+    let mut doc: Option<Automerge> = None;
+    let mut good = Vec::new();
+    for (key, value) in snapshots.into_iter().chain(incrementals) {
+        let ok = match (doc.as_mut(), key.kind()) {
+            (None, RecordKind::Chunk(ChunkKind::Snapshot)) => match Automerge::load(&value) {
+                Ok(d) => {
+                    doc = Some(d);
+                    true
+                }
+                Err(_) => false,
+            },
+            (Some(d), _) => d.load_incremental(&value).is_ok(),
+            (None, _) => {
+                let mut d = Automerge::new();
+                let ok = d.load_incremental(&value).is_ok();
+                doc = ok.then_some(d);
+                ok
+            }
+        };
+        if ok {
+            good.push((key, value.len()));
+        } else {
+            tracing::warn!(%key, "quarantining a record automerge cannot load");
+            bad.push((key, value));
+        }
+    }
+    (doc.unwrap_or_default(), good, bad)
+}
+
+/// The usual case, fast: the first snapshot, then every other record in one
+/// `load_incremental` call (automerge applies a batch of changes far faster
+/// than the same changes record by record). `None` if anything fails to load.
+fn load_all_at_once(
+    snapshots: &[(StorageKey, Vec<u8>)],
+    incrementals: &[(StorageKey, Vec<u8>)],
+) -> Option<Automerge> {
+    let mut doc = match snapshots.first() {
+        Some((_, base)) => Automerge::load(base).ok()?,
+        None => Automerge::new(),
+    };
+    let mut bytes = Vec::new();
+    for (_, value) in snapshots.iter().skip(1).chain(incrementals) {
+        bytes.extend_from_slice(value);
+    }
+    if !bytes.is_empty() {
+        doc.load_incremental(&bytes).ok()?;
+    }
+    Some(doc)
+}

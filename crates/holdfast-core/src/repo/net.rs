@@ -1,0 +1,545 @@
+//! Connections: the `join`/`peer` handshake, message dispatch, sync message
+//! generation (from durable state only) and ephemeral relay.
+
+use automerge::sync::{self, SyncDoc};
+
+use super::doc::{Doc, Item, Pending, Phase};
+use super::guard::guarded;
+use super::types::*;
+use super::Repo;
+use crate::id::DocumentId;
+use crate::storage::StorageKey;
+use crate::validate::{self, ChangeInfo};
+use crate::wire::{self, Message, PeerId, PeerMetadata};
+
+pub(super) const PROTOCOL_VERSION: &str = "1";
+
+pub(super) struct Conn {
+    dir: Direction,
+    /// Set once the handshake completed.
+    peer: Option<(PeerId, PeerMetadata)>,
+}
+
+impl Repo {
+    /// A connection opened. On outgoing connections we send `join`.
+    pub fn connected(&mut self, now: Timestamp, conn: ConnId, dir: Direction) {
+        self.now = now;
+        self.conns.insert(conn, Conn { dir, peer: None });
+        if dir == Direction::Outgoing {
+            let join = Message::Join {
+                sender_id: self.cfg.peer_id.clone(),
+                peer_metadata: self.cfg.metadata.clone(),
+                supported_protocol_versions: vec![PROTOCOL_VERSION.to_string()],
+            };
+            self.send(conn, &join);
+        }
+    }
+
+    /// A connection closed (either side). Unknown connections are ignored.
+    pub fn disconnected(&mut self, now: Timestamp, conn: ConnId) {
+        self.now = now;
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        let mut check = Vec::new();
+        for doc in self.docs.values_mut() {
+            doc.peers.remove(&conn);
+            doc.unavailable.remove(&conn);
+            doc.buffered.retain(|(c, _)| *c != conn);
+            if !doc.finds.is_empty() {
+                check.push(doc.id);
+            }
+        }
+        for id in check {
+            self.check_unavailable(id);
+        }
+        self.event(Event::PeerDisconnected {
+            conn,
+            peer_id: c.peer.map(|p| p.0),
+        });
+    }
+
+    /// A binary frame arrived on `conn`.
+    pub fn frame(&mut self, now: Timestamp, conn: ConnId, frame: &[u8]) {
+        self.now = now;
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let msg = match wire::decode(frame, &self.cfg.limits) {
+            Ok(m) => m,
+            Err(e) => return self.protocol_error(conn, ProtocolError::Malformed(e.to_string())),
+        };
+        let joined = c.peer.clone();
+        let dir = c.dir;
+        match msg {
+            Message::Join {
+                sender_id,
+                peer_metadata,
+                supported_protocol_versions,
+            } => {
+                if dir != Direction::Incoming || joined.is_some() {
+                    return self.protocol_error(conn, ProtocolError::Unexpected("join"));
+                }
+                if !supported_protocol_versions
+                    .iter()
+                    .any(|v| v == PROTOCOL_VERSION)
+                {
+                    return self.protocol_error(
+                        conn,
+                        ProtocolError::UnsupportedVersion(supported_protocol_versions),
+                    );
+                }
+                let reply = Message::Peer {
+                    sender_id: self.cfg.peer_id.clone(),
+                    target_id: sender_id.clone(),
+                    peer_metadata: self.cfg.metadata.clone(),
+                    selected_protocol_version: PROTOCOL_VERSION.to_string(),
+                };
+                self.send(conn, &reply);
+                self.peer_opened(conn, sender_id, peer_metadata);
+            }
+            Message::Peer {
+                sender_id,
+                target_id,
+                peer_metadata,
+                ..
+            } => {
+                if dir != Direction::Outgoing || joined.is_some() {
+                    return self.protocol_error(conn, ProtocolError::Unexpected("peer"));
+                }
+                if target_id != self.cfg.peer_id {
+                    return self.protocol_error(conn, ProtocolError::WrongTarget(target_id));
+                }
+                self.peer_opened(conn, sender_id, peer_metadata);
+            }
+            Message::Error { message } => {
+                self.event(Event::ConnectionError {
+                    conn,
+                    error: ProtocolError::Remote(message),
+                });
+                self.effects.push_back(Effect::Close { conn });
+                self.disconnected(now, conn);
+            }
+            Message::Leave { .. } => {
+                self.effects.push_back(Effect::Close { conn });
+                self.disconnected(now, conn);
+            }
+            other => {
+                let Some((peer_id, _)) = joined else {
+                    return self.protocol_error(conn, ProtocolError::NotJoined);
+                };
+                if let Err(e) = self.check_addressing(&other, &peer_id) {
+                    return self.protocol_error(conn, e);
+                }
+                self.dispatch(conn, other);
+            }
+        }
+    }
+
+    fn check_addressing(&self, msg: &Message, peer_id: &str) -> Result<(), ProtocolError> {
+        let (sender, target) = match msg {
+            Message::Sync {
+                sender_id,
+                target_id,
+                ..
+            }
+            | Message::DocUnavailable {
+                sender_id,
+                target_id,
+                ..
+            }
+            | Message::RemoteSubscriptionChange {
+                sender_id,
+                target_id,
+                ..
+            }
+            | Message::RemoteHeadsChanged {
+                sender_id,
+                target_id,
+                ..
+            } => (Some(sender_id), target_id),
+            // Relayed ephemeral messages keep their original sender.
+            Message::Ephemeral { target_id, .. } => (None, target_id),
+            _ => return Ok(()),
+        };
+        if let Some(sender) = sender.filter(|s| s.as_str() != peer_id) {
+            return Err(ProtocolError::WrongSender {
+                expected: peer_id.to_string(),
+                got: sender.clone(),
+            });
+        }
+        if *target != self.cfg.peer_id {
+            return Err(ProtocolError::WrongTarget(target.clone()));
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, conn: ConnId, msg: Message) {
+        match msg {
+            Message::Sync { document_id, .. } | Message::DocUnavailable { document_id, .. } => {
+                match self.docs.get_mut(&document_id) {
+                    Some(doc) if !doc.is_ready() => doc.buffered.push((conn, msg)),
+                    Some(_) => self.handle_doc_message(conn, msg),
+                    None => {
+                        // Not in memory: load it first, keeping the message.
+                        let task = self.task();
+                        let mut doc = Doc::new(document_id, &self.actor, Phase::Loading);
+                        doc.buffered.push((conn, msg));
+                        self.docs.insert(document_id, doc);
+                        self.loads.insert(task, document_id);
+                        self.effects.push_back(Effect::Load {
+                            task,
+                            prefix: StorageKey::doc_prefix(&document_id),
+                        });
+                    }
+                }
+            }
+            Message::Ephemeral {
+                sender_id,
+                count,
+                session_id,
+                document_id,
+                data,
+                ..
+            } => {
+                let key = (sender_id.clone(), session_id.clone());
+                if self
+                    .ephemeral_seen
+                    .get(&key)
+                    .is_some_and(|last| *last >= count)
+                    || sender_id == self.cfg.peer_id
+                {
+                    return;
+                }
+                self.ephemeral_seen.insert(key, count);
+                self.event(Event::Ephemeral {
+                    doc: document_id,
+                    sender: sender_id.clone(),
+                    data: data.clone(),
+                });
+                self.send_ephemeral(
+                    document_id,
+                    Some(conn),
+                    &sender_id,
+                    &session_id,
+                    count,
+                    &data,
+                );
+            }
+            // Remote-heads gossip: tolerated, not used yet.
+            _ => {}
+        }
+    }
+
+    /// A `sync`, `request` or `doc-unavailable` for a document that is ready.
+    pub(super) fn handle_doc_message(&mut self, conn: ConnId, msg: Message) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        match msg {
+            Message::Sync {
+                request,
+                document_id,
+                data,
+                ..
+            } => {
+                // Everything automerge does with this message, validation
+                // included, is guarded: natively a panic costs this message
+                // and this connection (see `guard`).
+                let outcome = guarded(|| {
+                    if !self.cfg.validate_peer_input {
+                        return match sync::Message::decode(&data) {
+                            Ok(m) => self.receive_sync(conn, document_id, request, m, None),
+                            Err(e) => self
+                                .protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string())),
+                        };
+                    }
+                    match validate::check_sync_message(&data, &self.cfg.peer_limits) {
+                        Ok(c) => {
+                            self.receive_sync(conn, document_id, request, c.msg, Some(c.chunks))
+                        }
+                        Err(error) => self.protocol_error(
+                            conn,
+                            ProtocolError::Refused {
+                                doc: document_id.to_string(),
+                                error,
+                            },
+                        ),
+                    }
+                });
+                if let Err(panic) = outcome {
+                    self.set_aside(document_id, Some(conn), &panic);
+                }
+            }
+            Message::DocUnavailable { document_id, .. } => {
+                if let Some(doc) = self.docs.get_mut(&document_id) {
+                    doc.unavailable.insert(conn);
+                }
+                self.check_unavailable(document_id);
+            }
+            _ => {}
+        }
+    }
+
+    /// `chunks`: what validation found in `msg`'s changes (`None` when
+    /// validation is off).
+    fn receive_sync(
+        &mut self,
+        conn: ConnId,
+        id: DocumentId,
+        request: bool,
+        msg: sync::Message,
+        chunks: Option<Vec<Vec<ChangeInfo>>>,
+    ) {
+        let next_batch = self.next_batch;
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        doc.peers.entry(conn).or_default();
+        doc.unavailable.remove(&conn);
+        if request && doc.is_empty() && msg.changes.is_empty() {
+            // We have nothing: say so. The peer stays subscribed and gets the
+            // document if it arrives later.
+            let state = doc.peers.get_mut(&conn).expect("inserted");
+            let _ = doc.durable.receive_sync_message(state, msg);
+            // `doc-unavailable` is our answer: no empty sync message follows.
+            state.have_responded = true;
+            state.last_sent_heads = Vec::new();
+            let reply = Message::DocUnavailable {
+                document_id: id,
+                sender_id: self.cfg.peer_id.clone(),
+                target_id: self.peer_id(conn),
+            };
+            return self.send(conn, &reply);
+        }
+        let mut msg = msg;
+        if let Some(chunks) = chunks.filter(|c| !c.is_empty()) {
+            // Checked: load only what may be applied now (see `admit`).
+            let all = chunks.into_iter().flatten().collect();
+            match doc.admit(all, &self.cfg.peer_limits) {
+                Ok(ready) => msg.changes = sync::ChunkList::from(ready),
+                Err(error) => {
+                    let doc = id.to_string();
+                    return self.protocol_error(conn, ProtocolError::Refused { doc, error });
+                }
+            }
+        }
+        let tag = if msg.changes.is_empty() {
+            doc.conn_tag(conn)
+        } else {
+            // (A panic here is caught by `handle_doc_message`'s guard.)
+            let bytes: Vec<u8> = msg.changes.iter().flatten().copied().collect();
+            if let Err(e) = doc.working.load_incremental(&bytes) {
+                return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()));
+            }
+            doc.barrier(next_batch)
+        };
+        match tag {
+            Some(tag) => doc.items.push_back(Pending {
+                tag,
+                item: Item::Remote { conn, msg },
+            }),
+            None => {
+                // Everything it carries is already durable here.
+                doc.feed(conn, msg);
+                self.send_sync(id, conn);
+                self.update_coverage(id);
+            }
+        }
+    }
+
+    fn peer_opened(&mut self, conn: ConnId, peer_id: PeerId, metadata: PeerMetadata) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.peer = Some((peer_id.clone(), metadata.clone()));
+        }
+        self.event(Event::PeerConnected {
+            conn,
+            peer_id,
+            metadata,
+        });
+        let ids: Vec<DocumentId> = self.docs.keys().copied().collect();
+        for id in ids {
+            let doc = self.docs.get_mut(&id).expect("listed");
+            if !doc.is_ready() {
+                continue;
+            }
+            let finding = !doc.finds.is_empty() && doc.durable.get_heads().is_empty();
+            if finding || (self.cfg.announce && !doc.durable.get_heads().is_empty()) {
+                doc.peers.entry(conn).or_default();
+                self.send_sync(id, conn);
+            }
+        }
+    }
+
+    /// Ask every connected peer for a document we are finding.
+    pub(super) fn request_from_peers(&mut self, id: DocumentId) {
+        let open: Vec<ConnId> = self.open_conns();
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        if !doc.durable.get_heads().is_empty() {
+            return;
+        }
+        for conn in &open {
+            doc.peers.entry(*conn).or_default();
+        }
+        for conn in open {
+            self.send_sync(id, conn);
+        }
+        self.check_unavailable(id);
+    }
+
+    /// Fail pending finds once every connected peer said it lacks the doc.
+    fn check_unavailable(&mut self, id: DocumentId) {
+        let open = self.open_conns();
+        let Some(doc) = self.docs.get(&id) else {
+            return;
+        };
+        if doc.finds.is_empty() || open.is_empty() || !doc.durable.get_heads().is_empty() {
+            return;
+        }
+        if open.iter().all(|c| doc.unavailable.contains(c)) {
+            self.fail_finds(id, self.unavailable());
+        }
+    }
+
+    /// After the durable state of `id` changed: offer it to every peer that
+    /// syncs it (and, when announcing, to every connected peer).
+    pub(super) fn sync_doc(&mut self, id: DocumentId) {
+        let open = self.open_conns();
+        let announce = self.cfg.announce;
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        if !doc.is_ready() {
+            return;
+        }
+        if announce && !doc.durable.get_heads().is_empty() {
+            for conn in &open {
+                doc.peers.entry(*conn).or_default();
+            }
+        }
+        let conns: Vec<ConnId> = doc.peers.keys().copied().collect();
+        for conn in conns {
+            self.send_sync(id, conn);
+        }
+        self.update_coverage(id);
+    }
+
+    /// Report peers whose coverage of our working heads changed.
+    pub(super) fn update_coverage(&mut self, id: DocumentId) {
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for (conn, state) in &doc.peers {
+            let covered = doc.covered_by(state.their_heads.as_deref());
+            if doc.covered.get(conn) != Some(&covered) {
+                changed.push((*conn, covered));
+            }
+        }
+        let peers = &doc.peers;
+        doc.covered.retain(|c, _| peers.contains_key(c));
+        for (conn, covered) in &changed {
+            doc.covered.insert(*conn, *covered);
+        }
+        let heads = doc.working.get_heads();
+        for (conn, covered) in changed {
+            self.event(Event::SyncStatus {
+                doc: id,
+                conn,
+                covered,
+                heads: heads.clone(),
+            });
+        }
+    }
+
+    /// Generate (from durable state) and send one sync message, if any.
+    pub(super) fn send_sync(&mut self, id: DocumentId, conn: ConnId) {
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let msg = match doc.generate(conn) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return,
+            Err(panic) => return self.drop_peer_state(id, conn, &panic),
+        };
+        let request = doc.durable.get_heads().is_empty();
+        let frame = Message::Sync {
+            request,
+            document_id: id,
+            sender_id: self.cfg.peer_id.clone(),
+            target_id: self.peer_id(conn),
+            data: msg.encode(),
+        };
+        self.send(conn, &frame);
+    }
+
+    pub(super) fn send_ephemeral(
+        &mut self,
+        id: DocumentId,
+        from: Option<ConnId>,
+        sender: &str,
+        session: &str,
+        count: u64,
+        data: &[u8],
+    ) {
+        let targets: Vec<(ConnId, PeerId)> = self
+            .conns
+            .iter()
+            .filter(|(c, _)| Some(**c) != from)
+            .filter_map(|(c, conn)| conn.peer.as_ref().map(|p| (*c, p.0.clone())))
+            .filter(|(c, p)| {
+                p != sender && self.docs.get(&id).is_some_and(|d| d.peers.contains_key(c))
+            })
+            .collect();
+        for (conn, target_id) in targets {
+            let msg = Message::Ephemeral {
+                sender_id: sender.to_string(),
+                target_id,
+                count,
+                session_id: session.to_string(),
+                document_id: id,
+                data: data.to_vec(),
+            };
+            self.send(conn, &msg);
+        }
+    }
+
+    pub(super) fn protocol_error(&mut self, conn: ConnId, error: ProtocolError) {
+        tracing::info!(?conn, %error, "closing connection");
+        self.send(
+            conn,
+            &Message::Error {
+                message: error.to_string(),
+            },
+        );
+        self.effects.push_back(Effect::Close { conn });
+        self.event(Event::ConnectionError { conn, error });
+        let now = self.now;
+        self.disconnected(now, conn);
+    }
+
+    fn send(&mut self, conn: ConnId, msg: &Message) {
+        self.effects.push_back(Effect::Send {
+            conn,
+            frame: wire::encode(msg),
+        });
+    }
+
+    fn open_conns(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.peer.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn peer_id(&self, conn: ConnId) -> PeerId {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.peer.as_ref())
+            .map(|p| p.0.clone())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,103 @@
+//! The holdfast sync server: the core's repo behind automerge-repo's
+//! WebSocket protocol, persisting to the crash-safe log.
+
+pub mod driver;
+pub mod http;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use holdfast_core::repo::{Repo, RepoConfig};
+use holdfast_core::storage::Storage;
+use holdfast_core::wire::DecodeLimits;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub www: Option<PathBuf>,
+    /// Largest frame the core accepts (an `error` message answers larger).
+    pub max_frame: usize,
+    /// Validate every peer's sync messages before automerge sees them
+    /// (default true; `false` only to test that panics stay isolated).
+    pub validate_peer_input: bool,
+}
+
+/// A running server: its address, and a way to stop it gracefully.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    stopped: oneshot::Receiver<()>,
+}
+
+impl Running {
+    /// Close every connection, finish in-flight commits, stop.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.stopped.await;
+    }
+}
+
+fn random_hex<const N: usize>() -> String {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the OS random number generator works");
+    hex::encode(b)
+}
+
+/// Start serving on `config.listen` over `storage`. Must be called inside a
+/// `tokio::task::LocalSet`; the server runs until [`Running::stop`].
+pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut actor = [0u8; 16];
+    getrandom::fill(&mut actor).expect("the OS random number generator works");
+    let mut cfg = RepoConfig::new(
+        format!("holdfast-server-{}", random_hex::<8>()),
+        actor,
+        random_hex::<8>(),
+    );
+    cfg.announce = false;
+    cfg.limits = DecodeLimits {
+        max_frame_size: config.max_frame,
+    };
+    cfg.validate_peer_input = config.validate_peer_input;
+    let repo = Repo::new(cfg);
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let driver = tokio::task::spawn_local(driver::run(repo, Rc::new(storage), tx.clone(), rx));
+    let state = http::AppState {
+        repo: tx.clone(),
+        next_conn: Arc::new(AtomicU64::new(1)),
+        max_message: config.max_frame.saturating_add(64 * 1024),
+        www: config.www.clone(),
+    };
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let (stopped_tx, stopped_rx) = oneshot::channel();
+    tokio::task::spawn_local(async move {
+        let graceful = async move {
+            let _ = shutdown_rx.await;
+            let (done_tx, done_rx) = oneshot::channel();
+            if tx.send(driver::Input::Shutdown { done: done_tx }).is_ok() {
+                let _ = done_rx.await;
+            }
+        };
+        let served = axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(graceful)
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+        let _ = driver.await;
+        let _ = stopped_tx.send(());
+    });
+    tracing::info!(%addr, "holdfast-server listening");
+    Ok(Running {
+        addr,
+        shutdown: shutdown_tx,
+        stopped: stopped_rx,
+    })
+}

@@ -1,0 +1,115 @@
+//! `holdfast-server --listen 127.0.0.1:3030 --data ./data [--www ./www]`
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use holdfast_log::{LogOptions, LogStorage};
+use holdfast_server::{start, Config};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "holdfast sync server: automerge-repo compatible WebSocket sync, acknowledged only after fsync"
+)]
+struct Args {
+    /// Address to listen on (use 127.0.0.1 to stay local).
+    #[arg(long, default_value = "127.0.0.1:3030")]
+    listen: SocketAddr,
+    /// Data directory for the log (created if missing).
+    #[arg(long, default_value = "./data")]
+    data: PathBuf,
+    /// Serve static files (the demo app) from this directory.
+    #[arg(long)]
+    www: Option<PathBuf>,
+    /// Largest accepted frame in bytes; larger ones get an `error` message.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    max_frame: usize,
+    /// Testing only: hand peer sync messages to automerge unchecked, to
+    /// show that a panic on crafted input stays isolated to its document.
+    #[arg(long, hide = true)]
+    unsafe_skip_peer_validation: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                // automerge instruments `load_changes` at info level with the
+                // whole change history as a field: formatted on every
+                // received change, it halved the server's throughput.
+                .unwrap_or_else(|_| "info,automerge=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("holdfast-server: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let result: Result<(), String> = local.block_on(&rt, async move {
+        let (storage, report) =
+            LogStorage::open(&args.data, LogOptions::default()).map_err(|e| {
+                format!(
+                    "cannot open the data directory {}: {e}",
+                    args.data.display()
+                )
+            })?;
+        tracing::info!(
+            data = %args.data.display(),
+            segments = report.segments,
+            records = report.records,
+            truncated_bytes = report.truncated_bytes,
+            quarantined = report.quarantined.len(),
+            "log recovered"
+        );
+        for q in &report.quarantined {
+            tracing::warn!(?q, "a corrupt log record was set aside");
+        }
+        let config = Config {
+            listen: args.listen,
+            www: args.www,
+            max_frame: args.max_frame,
+            validate_peer_input: !args.unsafe_skip_peer_validation,
+        };
+        let running = start(config, storage)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        println!("holdfast-server: listening on ws://{}", running.addr);
+        shutdown_signal().await;
+        tracing::info!("signal received; finishing in-flight commits");
+        running.stop().await;
+        Ok(())
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("holdfast-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

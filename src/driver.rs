@@ -1,0 +1,511 @@
+//! The browser event loop around the core: it feeds the [`Repo`] inputs
+//! stamped with `Date.now()`, performs its effects (storage operations as
+//! spawned futures, timers through `setTimeout`), and settles the JS promises
+//! of local operations from the core's events.
+//!
+//! Invariants:
+//! - The core is borrowed only between awaits and never while JS code runs
+//!   (event handlers may call back into the repo).
+//! - Effects are drained in a microtask after the calls of the current tick,
+//!   so that changes made in one tick share one commit (the core builds the
+//!   commit when its effect queue runs dry).
+//! - A promise is settled only from the core's `ChangeDurable` /
+//!   `ChangeFailed` / `Find*` events, i.e. after the commit completed.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use automerge::{Automerge, ChangeHash};
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::net::Net;
+use crate::ops;
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::{
+    ChangeId, ChangeSource, Effect, Event, FindError, FindId, Repo, Timestamp,
+};
+use holdfast_core::storage::{Storage, StorageError};
+
+pub fn now() -> Timestamp {
+    Timestamp(js_sys::Date::now() as u64)
+}
+
+/// A JS `Error` with a stable `name` users can switch on.
+pub fn js_error(name: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name(name);
+    e.into()
+}
+
+pub fn storage_error(e: &StorageError) -> JsValue {
+    js_error(e.name(), &e.to_string())
+}
+
+/// An ISO 8601 time for messages.
+pub fn iso_time(ms: u64) -> String {
+    js_sys::Date::new(&JsValue::from_f64(ms as f64))
+        .to_iso_string()
+        .into()
+}
+
+pub fn heads_js(heads: &[ChangeHash]) -> JsValue {
+    heads
+        .iter()
+        .map(|h| JsValue::from_str(&h.to_string()))
+        .collect::<Array>()
+        .into()
+}
+
+/// What a settled local operation resolves with.
+enum Outcome {
+    Heads,
+    Value(JsValue),
+}
+
+struct Waiter {
+    resolve: Function,
+    reject: Function,
+    outcome: Outcome,
+}
+
+struct State {
+    repo: Repo,
+    changes: HashMap<ChangeId, Waiter>,
+    finds: HashMap<FindId, Waiter>,
+    idle: Vec<Function>,
+    handler: Option<Function>,
+    /// Diagnostics: told of every commit as it is handed to storage.
+    commit_observer: Option<Function>,
+    pump_scheduled: bool,
+    timer_at: Option<u64>,
+    /// The `setTimeout` id of the armed timer, to clear it on close.
+    timer_id: Option<JsValue>,
+}
+
+struct Shared<S> {
+    storage: S,
+    state: RefCell<State>,
+    net: RefCell<Net>,
+}
+
+/// Runs a [`Repo`] over storage `S` in the browser's event loop.
+pub struct Driver<S: Storage + 'static> {
+    shared: Rc<Shared<S>>,
+}
+
+impl<S: Storage + 'static> Clone for Driver<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A promise and its settle functions.
+fn deferred() -> (Promise, Function, Function) {
+    let mut parts = None;
+    let p = Promise::new(&mut |res, rej| parts = Some((res, rej)));
+    let (res, rej) = parts.expect("the Promise executor runs synchronously");
+    (p, res, rej)
+}
+
+impl<S: Storage + 'static> Driver<S> {
+    pub fn new(repo: Repo, storage: S) -> Self {
+        let state = State {
+            repo,
+            changes: HashMap::new(),
+            finds: HashMap::new(),
+            idle: Vec::new(),
+            handler: None,
+            commit_observer: None,
+            pump_scheduled: false,
+            timer_at: None,
+            timer_id: None,
+        };
+        Self {
+            shared: Rc::new(Shared {
+                storage,
+                state: RefCell::new(state),
+                net: RefCell::new(Net::default()),
+            }),
+        }
+    }
+
+    pub(crate) fn net(&self) -> &RefCell<Net> {
+        &self.shared.net
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.shared.storage
+    }
+
+    /// Run `f` against the core (no JS may run inside `f`), then schedule
+    /// the effects it produced to be drained.
+    pub fn with_repo<R>(&self, f: impl FnOnce(&mut Repo) -> R) -> R {
+        let r = f(&mut self.shared.state.borrow_mut().repo);
+        self.schedule_pump();
+        r
+    }
+
+    /// Read a document's working state.
+    pub fn read<R>(&self, id: &DocumentId, f: impl FnOnce(&Automerge) -> R) -> Option<R> {
+        self.shared.state.borrow().repo.doc(id).map(f)
+    }
+
+    /// Read a document's durable state (what storage holds).
+    pub fn read_durable<R>(&self, id: &DocumentId, f: impl FnOnce(&Automerge) -> R) -> Option<R> {
+        self.shared.state.borrow().repo.durable_doc(id).map(f)
+    }
+
+    /// A promise settled when `change` is reported: resolved with the
+    /// durable heads, or with `value` if given; rejected with the named
+    /// storage error.
+    pub fn await_change(&self, change: ChangeId, value: Option<JsValue>) -> Promise {
+        let (p, resolve, reject) = deferred();
+        let outcome = value.map_or(Outcome::Heads, Outcome::Value);
+        self.shared.state.borrow_mut().changes.insert(
+            change,
+            Waiter {
+                resolve,
+                reject,
+                outcome,
+            },
+        );
+        self.schedule_pump();
+        p
+    }
+
+    pub fn await_find(&self, find: FindId, value: JsValue) -> Promise {
+        let (p, resolve, reject) = deferred();
+        self.shared.state.borrow_mut().finds.insert(
+            find,
+            Waiter {
+                resolve,
+                reject,
+                outcome: Outcome::Value(value),
+            },
+        );
+        self.schedule_pump();
+        p
+    }
+
+    /// Resolves once nothing is in flight or waiting to be committed.
+    pub fn when_idle(&self) -> Promise {
+        let (p, resolve, _) = deferred();
+        self.shared.state.borrow_mut().idle.push(resolve);
+        self.schedule_pump();
+        p
+    }
+
+    pub fn set_handler(&self, f: Option<Function>) {
+        self.shared.state.borrow_mut().handler = f;
+    }
+
+    /// Diagnostics (crash tests aim their kill with it): `f({puts,
+    /// snapshots, quarantined, deletes, deletePrefixes})` is called as each
+    /// commit is handed to storage, before it can complete.
+    pub fn set_commit_observer(&self, f: Option<Function>) {
+        self.shared.state.borrow_mut().commit_observer = f;
+    }
+
+    fn observe_commit(&self, commit: &holdfast_core::storage::Commit) {
+        use holdfast_core::storage::{ChunkKind, RecordKind};
+        let observer = self.shared.state.borrow().commit_observer.clone();
+        let Some(f) = observer else { return };
+        let count = |kind: RecordKind| commit.puts.iter().filter(|(k, _)| k.kind() == kind).count();
+        let o = Object::new();
+        for (k, v) in [
+            ("puts", commit.puts.len()),
+            ("snapshots", count(RecordKind::Chunk(ChunkKind::Snapshot))),
+            ("quarantined", count(RecordKind::Quarantine)),
+            ("deletes", commit.deletes.len()),
+            ("deletePrefixes", commit.delete_prefixes.len()),
+        ] {
+            let _ = Reflect::set(&o, &k.into(), &(v as f64).into());
+        }
+        let _ = f.call1(&JsValue::UNDEFINED, &o);
+    }
+
+    fn schedule_pump(&self) {
+        let mut st = self.shared.state.borrow_mut();
+        if st.pump_scheduled {
+            return;
+        }
+        st.pump_scheduled = true;
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move { this.pump() });
+    }
+
+    /// Drain the core's effects.
+    fn pump(&self) {
+        self.shared.state.borrow_mut().pump_scheduled = false;
+        loop {
+            let effect = self.shared.state.borrow_mut().repo.poll_effect();
+            let Some(effect) = effect else { break };
+            match effect {
+                Effect::Commit { task, commit } => {
+                    self.observe_commit(&commit);
+                    let this = self.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let result = this.shared.storage.commit(commit).await;
+                        this.shared
+                            .state
+                            .borrow_mut()
+                            .repo
+                            .commit_done(now(), task, result);
+                        this.pump();
+                    });
+                }
+                Effect::Load { task, prefix } => {
+                    let this = self.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let result = this.shared.storage.range(&prefix).await;
+                        this.shared
+                            .state
+                            .borrow_mut()
+                            .repo
+                            .load_done(now(), task, result);
+                        this.pump();
+                    });
+                }
+                Effect::Send { conn, frame } => self.net_send(conn, &frame),
+                Effect::Close { conn } => self.net_close(conn),
+                Effect::Event(e) => self.dispatch(e),
+            }
+        }
+        self.arm_timer();
+        let idle = {
+            let mut st = self.shared.state.borrow_mut();
+            if st.repo.is_idle() {
+                std::mem::take(&mut st.idle)
+            } else {
+                Vec::new()
+            }
+        };
+        for resolve in idle {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    }
+
+    fn arm_timer(&self) {
+        let deadline = self.shared.state.borrow().repo.poll_timeout();
+        let Some(at) = deadline else { return };
+        {
+            let mut st = self.shared.state.borrow_mut();
+            if st.timer_at.is_some_and(|t| t <= at.0) {
+                return;
+            }
+            st.timer_at = Some(at.0);
+        }
+        let this = self.clone();
+        let fire = Closure::once_into_js(move || {
+            this.shared.state.borrow_mut().timer_at = None;
+            this.shared.state.borrow_mut().timer_id = None;
+            this.shared.state.borrow_mut().repo.handle_timeout(now());
+            this.pump();
+        });
+        let delay = at.0.saturating_sub(now().0) as f64;
+        let global = js_sys::global();
+        if let Ok(set_timeout) =
+            Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<Function>())
+        {
+            if let Ok(id) = set_timeout.call2(&global, &fire, &delay.into()) {
+                self.shared.state.borrow_mut().timer_id = Some(id);
+            }
+        }
+    }
+
+    /// Reject every `find` still waiting (the repo is closing; with the
+    /// timer cleared nothing would settle them).
+    pub fn reject_finds(&self, error: &JsValue) {
+        let waiters: Vec<Waiter> = {
+            let mut st = self.shared.state.borrow_mut();
+            st.finds.drain().map(|(_, w)| w).collect()
+        };
+        for w in waiters {
+            let _ = w.reject.call1(&JsValue::UNDEFINED, error);
+        }
+    }
+
+    /// Clear the armed timer (the repo is closing): a pending find
+    /// deadline must not keep the page's or node's event loop, and this
+    /// driver, alive.
+    pub fn cancel_timer(&self) {
+        let id = {
+            let mut st = self.shared.state.borrow_mut();
+            st.timer_at = None;
+            st.timer_id.take()
+        };
+        let Some(id) = id else { return };
+        let global = js_sys::global();
+        if let Ok(clear) =
+            Reflect::get(&global, &"clearTimeout".into()).and_then(|f| f.dyn_into::<Function>())
+        {
+            let _ = clear.call1(&global, &id);
+        }
+    }
+
+    fn settle(&self, waiter: Option<Waiter>, result: Result<JsValue, JsValue>) {
+        let Some(w) = waiter else { return };
+        let _ = match (result, w.outcome) {
+            (Ok(heads), Outcome::Heads) => w.resolve.call1(&JsValue::UNDEFINED, &heads),
+            (Ok(_), Outcome::Value(v)) => w.resolve.call1(&JsValue::UNDEFINED, &v),
+            (Err(e), _) => w.reject.call1(&JsValue::UNDEFINED, &e),
+        };
+    }
+
+    fn dispatch(&self, e: Event) {
+        match e {
+            Event::ChangeDurable { change, heads, .. } => {
+                let w = self.shared.state.borrow_mut().changes.remove(&change);
+                self.settle(w, Ok(heads_js(&heads)));
+            }
+            Event::ChangeFailed { change, error, .. } => {
+                let w = self.shared.state.borrow_mut().changes.remove(&change);
+                self.settle(w, Err(storage_error(&error)));
+            }
+            Event::FindReady { find, .. } => {
+                let w = self.shared.state.borrow_mut().finds.remove(&find);
+                self.settle(w, Ok(JsValue::UNDEFINED));
+            }
+            Event::FindFailed { find, doc, error } => {
+                let w = self.shared.state.borrow_mut().finds.remove(&find);
+                let err = match error {
+                    FindError::Unavailable => js_error(
+                        "DocumentUnavailableError",
+                        &format!("document {doc} is not in storage and no peer has it"),
+                    ),
+                    FindError::Lost(reset) => js_error(
+                        "DocumentLostError",
+                        &format!(
+                            "document {doc} is not in storage and no peer has it, but this \
+                             database lost data the browser had stored (detected {}: {reset}); \
+                             the document may have existed here before",
+                            iso_time(reset.detected_at)
+                        ),
+                    ),
+                    FindError::Deleted => js_error(
+                        "DocumentDeletedError",
+                        &format!("document {doc} was deleted"),
+                    ),
+                    FindError::Storage(e) => storage_error(&e),
+                };
+                self.settle(w, Err(err));
+            }
+            Event::DocChanged {
+                doc,
+                before,
+                after,
+                source,
+            } => {
+                let patches = {
+                    let st = self.shared.state.borrow();
+                    st.repo
+                        .durable_doc(&doc)
+                        .map(|d| ops::patches_to_js(&d.diff(&before, &after)))
+                };
+                let source = match source {
+                    ChangeSource::Local => "local",
+                    ChangeSource::Remote => "remote",
+                    ChangeSource::Both => "both",
+                };
+                self.emit(&[
+                    ("type", "change".into()),
+                    ("documentId", doc.to_string().into()),
+                    ("source", source.into()),
+                    ("heads", heads_js(&after)),
+                    ("patches", patches.unwrap_or_else(|| Array::new().into())),
+                ]);
+            }
+            Event::StorageError { docs, error } => {
+                let ids: Array = docs
+                    .iter()
+                    .map(|d| JsValue::from_str(&d.to_string()))
+                    .collect();
+                self.emit(&[
+                    ("type", "storage-error".into()),
+                    ("documentIds", ids.into()),
+                    ("error", storage_error(&error)),
+                ]);
+            }
+            Event::StorageRepaired { doc, quarantined } => {
+                let keys: Array = quarantined
+                    .iter()
+                    .map(|k| k.0.iter().map(|s| JsValue::from_str(s)).collect::<Array>())
+                    .collect();
+                self.emit(&[
+                    ("type", "storage-repaired".into()),
+                    ("documentId", doc.to_string().into()),
+                    ("quarantined", keys.into()),
+                ]);
+            }
+            Event::DocDeleted { doc } => {
+                self.emit(&[
+                    ("type", "deleted".into()),
+                    ("documentId", doc.to_string().into()),
+                ]);
+            }
+            Event::PeerConnected { conn, peer_id, .. } => {
+                self.peer_joined(conn, peer_id.clone());
+                self.emit(&[
+                    ("type", "peer".into()),
+                    ("peerId", peer_id.into()),
+                    ("connected", true.into()),
+                ]);
+            }
+            Event::PeerDisconnected { conn, peer_id } => {
+                self.peer_left(conn);
+                if let Some(peer_id) = peer_id {
+                    self.emit(&[
+                        ("type", "peer".into()),
+                        ("peerId", peer_id.into()),
+                        ("connected", false.into()),
+                    ]);
+                }
+            }
+            Event::SyncStatus {
+                doc,
+                conn,
+                covered,
+                heads,
+            } => {
+                let peer = self.net().borrow().peers.get(&conn).cloned();
+                if let Some(peer) = peer {
+                    self.emit(&[
+                        ("type", "sync-state".into()),
+                        ("documentId", doc.to_string().into()),
+                        ("peerId", peer.into()),
+                        ("onServer", covered.into()),
+                        ("heads", heads_js(&heads)),
+                    ]);
+                }
+            }
+            Event::ConnectionError { error, .. } => {
+                web_sys::console::warn_1(&format!("holdfast: connection closed: {error}").into());
+            }
+            Event::Ephemeral { doc, sender, data } => {
+                self.emit(&[
+                    ("type", "ephemeral".into()),
+                    ("documentId", doc.to_string().into()),
+                    ("senderId", sender.into()),
+                    ("data", js_sys::Uint8Array::from(&data[..]).into()),
+                ]);
+            }
+        }
+    }
+
+    /// Call the JS event handler (outside any borrow of the core).
+    pub(crate) fn emit(&self, fields: &[(&str, JsValue)]) {
+        let handler = self.shared.state.borrow().handler.clone();
+        let Some(handler) = handler else { return };
+        let ev = Object::new();
+        for (k, v) in fields {
+            let _ = Reflect::set(&ev, &JsValue::from_str(k), v);
+        }
+        if let Err(e) = handler.call1(&JsValue::UNDEFINED, &ev) {
+            web_sys::console::error_2(&"holdfast: an event handler threw".into(), &e);
+        }
+    }
+}
