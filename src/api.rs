@@ -8,8 +8,9 @@ use std::str::FromStr;
 use js_sys::{Array, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::driver::{heads_js, js_error, now, Driver};
+use crate::driver::{heads_js, Driver};
 use crate::idb::IdbStorage;
+use crate::js::{js_error, now};
 use crate::ops;
 use holdfast_core::id::{AutomergeUrl, DocumentId};
 use holdfast_core::memory::MemoryStorage;

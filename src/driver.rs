@@ -14,40 +14,23 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use automerge::{Automerge, ChangeHash};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::net::Net;
+use crate::js::{clear_timeout, iso_time, js_error, now, set_timeout};
+use crate::net::{Net, NetEvent};
 use crate::ops;
 use holdfast_core::id::DocumentId;
 use holdfast_core::repo::{
-    ChangeId, ChangeSource, Effect, Event, FindError, FindId, Repo, Timestamp,
+    ChangeId, ChangeSource, Direction, Effect, Event, FindError, FindId, Repo,
 };
 use holdfast_core::storage::{Storage, StorageError};
 
-pub fn now() -> Timestamp {
-    Timestamp(js_sys::Date::now() as u64)
-}
-
-/// A JS `Error` with a stable `name` users can switch on.
-pub fn js_error(name: &str, message: &str) -> JsValue {
-    let e = js_sys::Error::new(message);
-    e.set_name(name);
-    e.into()
-}
-
 pub fn storage_error(e: &StorageError) -> JsValue {
     js_error(e.name(), &e.to_string())
-}
-
-/// An ISO 8601 time for messages.
-pub fn iso_time(ms: u64) -> String {
-    js_sys::Date::new(&JsValue::from_f64(ms as f64))
-        .to_iso_string()
-        .into()
 }
 
 pub fn heads_js(heads: &[ChangeHash]) -> JsValue {
@@ -87,7 +70,7 @@ struct State {
 struct Shared<S> {
     storage: S,
     state: RefCell<State>,
-    net: RefCell<Net>,
+    net: Net,
 }
 
 /// Runs a [`Repo`] over storage `S` in the browser's event loop.
@@ -124,17 +107,53 @@ impl<S: Storage + 'static> Driver<S> {
             timer_at: None,
             timer_id: None,
         };
-        Self {
-            shared: Rc::new(Shared {
+        let shared = Rc::new_cyclic(|weak: &Weak<Shared<S>>| {
+            let weak = weak.clone();
+            Shared {
                 storage,
                 state: RefCell::new(state),
-                net: RefCell::new(Net::default()),
-            }),
-        }
+                // Weak: the transport must not keep a closed repo alive.
+                net: Net::new(move |event| {
+                    if let Some(shared) = weak.upgrade() {
+                        Driver { shared }.on_net(event);
+                    }
+                }),
+            }
+        });
+        Self { shared }
     }
 
-    pub(crate) fn net(&self) -> &RefCell<Net> {
-        &self.shared.net
+    /// Start syncing with these WebSocket URLs.
+    pub fn set_sync_urls(&self, urls: Vec<String>) {
+        self.shared.net.add_urls(urls);
+    }
+
+    /// `"online"` (a sync server is connected), `"connecting"` or `"offline"`.
+    pub fn status(&self) -> &'static str {
+        self.shared.net.status().as_str()
+    }
+
+    /// Close every connection and stay offline until [`Driver::go_online`].
+    pub fn go_offline(&self) {
+        self.shared.net.go_offline();
+    }
+
+    pub fn go_online(&self) {
+        self.shared.net.go_online();
+    }
+
+    fn on_net(&self, event: NetEvent) {
+        match event {
+            NetEvent::Opened(conn) => {
+                self.with_repo(|r| r.connected(now(), conn, Direction::Outgoing))
+            }
+            NetEvent::Frame(conn, bytes) => self.with_repo(|r| r.frame(now(), conn, &bytes)),
+            NetEvent::Closed(conn) => self.with_repo(|r| r.disconnected(now(), conn)),
+            NetEvent::Status(status) => self.emit(&[
+                ("type", "status".into()),
+                ("status", status.as_str().into()),
+            ]),
+        }
     }
 
     pub fn storage(&self) -> &S {
@@ -270,8 +289,8 @@ impl<S: Storage + 'static> Driver<S> {
                         this.pump();
                     });
                 }
-                Effect::Send { conn, frame } => self.net_send(conn, &frame),
-                Effect::Close { conn } => self.net_close(conn),
+                Effect::Send { conn, frame } => self.shared.net.send(conn, &frame),
+                Effect::Close { conn } => self.shared.net.close(conn),
                 Effect::Event(e) => self.dispatch(e),
             }
         }
@@ -307,13 +326,8 @@ impl<S: Storage + 'static> Driver<S> {
             this.pump();
         });
         let delay = at.0.saturating_sub(now().0) as f64;
-        let global = js_sys::global();
-        if let Ok(set_timeout) =
-            Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<Function>())
-        {
-            if let Ok(id) = set_timeout.call2(&global, &fire, &delay.into()) {
-                self.shared.state.borrow_mut().timer_id = Some(id);
-            }
+        if let Some(id) = set_timeout(&fire, delay) {
+            self.shared.state.borrow_mut().timer_id = Some(id);
         }
     }
 
@@ -338,12 +352,8 @@ impl<S: Storage + 'static> Driver<S> {
             st.timer_at = None;
             st.timer_id.take()
         };
-        let Some(id) = id else { return };
-        let global = js_sys::global();
-        if let Ok(clear) =
-            Reflect::get(&global, &"clearTimeout".into()).and_then(|f| f.dyn_into::<Function>())
-        {
-            let _ = clear.call1(&global, &id);
+        if let Some(id) = id {
+            clear_timeout(&id);
         }
     }
 
@@ -448,7 +458,7 @@ impl<S: Storage + 'static> Driver<S> {
                 ]);
             }
             Event::PeerConnected { conn, peer_id, .. } => {
-                self.peer_joined(conn, peer_id.clone());
+                self.shared.net.peer_joined(conn, peer_id.clone());
                 self.emit(&[
                     ("type", "peer".into()),
                     ("peerId", peer_id.into()),
@@ -456,7 +466,7 @@ impl<S: Storage + 'static> Driver<S> {
                 ]);
             }
             Event::PeerDisconnected { conn, peer_id } => {
-                self.peer_left(conn);
+                self.shared.net.peer_left(conn);
                 if let Some(peer_id) = peer_id {
                     self.emit(&[
                         ("type", "peer".into()),
@@ -471,7 +481,7 @@ impl<S: Storage + 'static> Driver<S> {
                 covered,
                 heads,
             } => {
-                let peer = self.net().borrow().peers.get(&conn).cloned();
+                let peer = self.shared.net.peer(conn);
                 if let Some(peer) = peer {
                     self.emit(&[
                         ("type", "sync-state".into()),
@@ -497,7 +507,7 @@ impl<S: Storage + 'static> Driver<S> {
     }
 
     /// Call the JS event handler (outside any borrow of the core).
-    pub(crate) fn emit(&self, fields: &[(&str, JsValue)]) {
+    fn emit(&self, fields: &[(&str, JsValue)]) {
         let handler = self.shared.state.borrow().handler.clone();
         let Some(handler) = handler else { return };
         let ev = Object::new();

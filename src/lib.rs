@@ -19,6 +19,8 @@ pub mod idb;
 #[cfg(target_arch = "wasm32")]
 pub mod identity;
 #[cfg(target_arch = "wasm32")]
+pub mod js;
+#[cfg(target_arch = "wasm32")]
 pub mod net;
 #[cfg(target_arch = "wasm32")]
 pub mod ops;

@@ -1,46 +1,60 @@
-//! The browser's network adapter: one WebSocket per sync URL, reconnected
-//! with exponential backoff and jitter, paused while the browser is offline
-//! or the application asked to go offline. The core does the handshake and
-//! the sync; this only moves frames and reports connection state.
+//! The browser's WebSocket transport: one socket per connection the
+//! [`Dialer`] asks for. The dialer (in the core) decides when to connect,
+//! back off and give up; the repo does the handshake and the sync; this only
+//! opens and closes sockets, moves frames, listens to the browser's
+//! `online`/`offline` events and reports what happened as [`NetEvent`]s.
+//!
+//! Invariants: no borrow of the transport's state is held while the sink
+//! runs (it calls into the repo and, for status changes, into JS handlers
+//! that may call back here); a socket's handlers are detached before it is
+//! closed on purpose, so only sockets closing by themselves report a loss.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use js_sys::{Function, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, MessageEvent, WebSocket};
 
-use crate::driver::{now, Driver};
-use holdfast_core::repo::{ConnId, Direction};
-use holdfast_core::storage::Storage;
+use crate::js::{now, random_u32, set_timeout};
+use holdfast_core::dialer::{DialAction, Dialer, DialerConfig, Status};
+use holdfast_core::repo::ConnId;
 
-const BACKOFF_MIN_MS: f64 = 250.0;
-const BACKOFF_MAX_MS: f64 = 30_000.0;
-
-/// One sync URL's connection.
-struct Link {
-    url: String,
-    conn: Option<ConnId>,
-    socket: Option<WebSocket>,
-    /// Failed attempts since the last successful handshake.
-    attempts: u32,
-    /// Bumped whenever the link is (re)started, so stale timers do nothing.
-    epoch: u64,
-    /// Closures the socket calls; kept alive as long as the socket.
-    _handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+/// What the transport tells its owner.
+pub enum NetEvent {
+    /// `conn`'s socket is open: the repo may start the handshake.
+    Opened(ConnId),
+    Frame(ConnId, Vec<u8>),
+    /// `conn` is gone (closed by either side); the repo must forget it.
+    Closed(ConnId),
+    /// The application-visible status changed.
+    Status(Status),
 }
 
-#[derive(Default)]
-pub(crate) struct Net {
-    links: Vec<Link>,
-    by_conn: HashMap<ConnId, usize>,
-    /// Peers whose handshake completed: conn -> peer id.
-    pub(crate) peers: HashMap<ConnId, String>,
-    next_conn: u64,
-    /// `goOffline()` was called.
-    paused: bool,
-    status: &'static str,
-    listening: bool,
-    _online_handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+type Handler = Closure<dyn FnMut(JsValue)>;
+
+struct Socket {
+    ws: WebSocket,
+    /// The closures the socket calls; alive as long as the socket.
+    handlers: Vec<Handler>,
+}
+
+struct Inner {
+    dialer: Dialer,
+    sockets: HashMap<ConnId, Socket>,
+    /// The last status reported.
+    status: Status,
+    /// The deadline a `setTimeout` is armed for.
+    timer_at: Option<u64>,
+    online_handlers: Option<[Handler; 2]>,
+}
+
+/// The transport; clones share it.
+#[derive(Clone)]
+pub struct Net {
+    inner: Rc<RefCell<Inner>>,
+    sink: Rc<dyn Fn(NetEvent)>,
 }
 
 fn browser_online() -> bool {
@@ -50,64 +64,58 @@ fn browser_online() -> bool {
         .unwrap_or(true)
 }
 
-impl<S: Storage + 'static> Driver<S> {
+impl Net {
+    /// A transport reporting to `sink`, with connection ids from 1 up (the
+    /// browser repo has no other connections).
+    pub fn new(sink: impl Fn(NetEvent) + 'static) -> Self {
+        Self {
+            inner: Rc::new(RefCell::new(Inner {
+                dialer: Dialer::new(DialerConfig::default(), 1),
+                sockets: HashMap::new(),
+                status: Status::Offline,
+                timer_at: None,
+                online_handlers: None,
+            })),
+            sink: Rc::new(sink),
+        }
+    }
+
     /// Start syncing with these WebSocket URLs.
-    pub fn set_sync_urls(&self, urls: Vec<String>) {
+    pub fn add_urls(&self, urls: Vec<String>) {
+        self.listen_online();
         {
-            let mut net = self.net().borrow_mut();
+            let mut inner = self.inner.borrow_mut();
+            inner.dialer.set_network(browser_online());
             for url in urls {
-                net.links.push(Link {
-                    url,
-                    conn: None,
-                    socket: None,
-                    attempts: 0,
-                    epoch: 0,
-                    _handlers: Vec::new(),
-                });
+                inner.dialer.add(url);
             }
         }
-        self.listen_online();
-        self.connect_all();
+        self.drain();
     }
 
-    /// `"online"` (a peer is connected), `"connecting"`, or `"offline"`.
-    pub fn status(&self) -> &'static str {
-        let net = self.net().borrow();
-        if !net.peers.is_empty() {
-            "online"
-        } else if net.links.iter().any(|l| l.socket.is_some()) {
-            "connecting"
-        } else {
-            "offline"
-        }
+    pub fn status(&self) -> Status {
+        self.inner.borrow().dialer.status()
     }
 
-    /// Close every connection and stay offline until [`Driver::go_online`].
+    /// The peer that completed the handshake on `conn`.
+    pub fn peer(&self, conn: ConnId) -> Option<String> {
+        self.inner.borrow().dialer.peer(conn).map(str::to_string)
+    }
+
+    /// Close every connection and stay offline until [`Net::go_online`].
     pub fn go_offline(&self) {
-        self.net().borrow_mut().paused = true;
-        let n = self.net().borrow().links.len();
-        for i in 0..n {
-            self.drop_link(i);
-        }
-        self.status_changed();
+        self.inner.borrow_mut().dialer.pause();
+        self.drain();
     }
 
     pub fn go_online(&self) {
-        self.net().borrow_mut().paused = false;
-        for l in self.net().borrow_mut().links.iter_mut() {
-            l.attempts = 0;
-        }
-        self.connect_all();
+        self.inner.borrow_mut().dialer.resume();
+        self.drain();
     }
 
-    pub(crate) fn net_send(&self, conn: ConnId, frame: &[u8]) {
-        let socket = {
-            let net = self.net().borrow();
-            net.by_conn
-                .get(&conn)
-                .and_then(|i| net.links[*i].socket.clone())
-        };
-        if let Some(ws) = socket {
+    pub fn send(&self, conn: ConnId, frame: &[u8]) {
+        let ws = self.inner.borrow().sockets.get(&conn).map(|s| s.ws.clone());
+        if let Some(ws) = ws {
             if ws.ready_state() == WebSocket::OPEN {
                 if let Err(e) = ws.send_with_u8_array(frame) {
                     web_sys::console::warn_2(&"holdfast: send failed".into(), &e);
@@ -116,169 +124,143 @@ impl<S: Storage + 'static> Driver<S> {
         }
     }
 
-    pub(crate) fn net_close(&self, conn: ConnId) {
-        let idx = self.net().borrow().by_conn.get(&conn).copied();
-        if let Some(i) = idx {
-            self.drop_link(i);
-            self.schedule_reconnect(i);
-        }
+    /// The repo wants `conn` closed; the dialer retries later.
+    pub fn close(&self, conn: ConnId) {
+        self.inner
+            .borrow_mut()
+            .dialer
+            .close(now(), conn, random_u32());
+        self.drain();
     }
 
-    /// A peer completed the handshake on `conn`.
-    pub(crate) fn peer_joined(&self, conn: ConnId, peer_id: String) {
-        {
-            let mut net = self.net().borrow_mut();
-            if let Some(i) = net.by_conn.get(&conn).copied() {
-                net.links[i].attempts = 0;
-            }
-            net.peers.insert(conn, peer_id);
-        }
+    /// The handshake on `conn` completed with `peer_id`.
+    pub fn peer_joined(&self, conn: ConnId, peer_id: String) {
+        self.inner.borrow_mut().dialer.peer_joined(conn, peer_id);
         self.status_changed();
     }
 
-    pub(crate) fn peer_left(&self, conn: ConnId) {
-        self.net().borrow_mut().peers.remove(&conn);
+    pub fn peer_left(&self, conn: ConnId) {
+        self.inner.borrow_mut().dialer.peer_left(conn);
         self.status_changed();
     }
 
-    fn status_changed(&self) {
-        let status = self.status();
-        let changed = {
-            let mut net = self.net().borrow_mut();
-            std::mem::replace(&mut net.status, status) != status
-        };
-        if changed {
-            self.emit(&[("type", "status".into()), ("status", status.into())]);
-        }
-    }
-
-    fn connect_all(&self) {
-        let n = self.net().borrow().links.len();
-        for i in 0..n {
-            self.connect(i);
-        }
-        self.status_changed();
-    }
-
-    fn connect(&self, i: usize) {
-        {
-            let net = self.net().borrow();
-            if net.paused || !browser_online() || net.links[i].socket.is_some() {
-                return;
+    /// Carry out what the dialer asks, then re-arm its timer and report a
+    /// status change.
+    fn drain(&self) {
+        loop {
+            let action = self.inner.borrow_mut().dialer.poll_action();
+            match action {
+                Some(DialAction::Open { conn, url, .. }) => self.open(conn, &url),
+                Some(DialAction::Close { conn }) => self.forget(conn),
+                None => break,
             }
         }
-        let url = self.net().borrow().links[i].url.clone();
-        let ws = match WebSocket::new(&url) {
+        self.arm_timer();
+        self.status_changed();
+    }
+
+    fn open(&self, conn: ConnId, url: &str) {
+        let ws = match WebSocket::new(url) {
             Ok(ws) => ws,
             Err(e) => {
                 web_sys::console::error_2(&format!("holdfast: cannot open {url}").into(), &e);
-                return self.schedule_reconnect(i);
+                let mut inner = self.inner.borrow_mut();
+                inner.dialer.connection_lost(now(), conn, random_u32());
+                return;
             }
         };
         ws.set_binary_type(BinaryType::Arraybuffer);
-        let conn = {
-            let mut net = self.net().borrow_mut();
-            net.next_conn += 1;
-            ConnId(net.next_conn)
-        };
         let on_open = {
-            let this = self.clone();
-            Closure::<dyn FnMut(JsValue)>::new(move |_| {
-                this.with_repo(|r| r.connected(now(), conn, Direction::Outgoing));
-            })
+            let sink = self.sink.clone();
+            Handler::new(move |_| sink(NetEvent::Opened(conn)))
         };
         let on_message = {
-            let this = self.clone();
-            Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
-                let Ok(ev) = ev.dyn_into::<MessageEvent>() else {
-                    return;
-                };
-                let bytes = Uint8Array::new(&ev.data()).to_vec();
-                this.with_repo(|r| r.frame(now(), conn, &bytes));
+            let sink = self.sink.clone();
+            Handler::new(move |ev: JsValue| {
+                if let Ok(ev) = ev.dyn_into::<MessageEvent>() {
+                    sink(NetEvent::Frame(conn, Uint8Array::new(&ev.data()).to_vec()));
+                }
             })
         };
         let on_close = {
             let this = self.clone();
-            Closure::<dyn FnMut(JsValue)>::new(move |_| {
-                let idx = this.net().borrow().by_conn.get(&conn).copied();
-                if let Some(i) = idx {
-                    this.drop_link(i);
-                    this.schedule_reconnect(i);
-                }
-            })
+            Handler::new(move |_| this.lost(conn))
         };
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        {
-            let mut net = self.net().borrow_mut();
-            let link = &mut net.links[i];
-            link.conn = Some(conn);
-            link.socket = Some(ws);
-            link._handlers = vec![on_open, on_message, on_close];
-            net.by_conn.insert(conn, i);
-        }
-        self.status_changed();
+        self.inner.borrow_mut().sockets.insert(
+            conn,
+            Socket {
+                ws,
+                handlers: vec![on_open, on_message, on_close],
+            },
+        );
     }
 
-    /// Forget link `i`'s socket (closing it) and tell the core.
-    fn drop_link(&self, i: usize) {
-        let (conn, socket, handlers) = {
-            let mut net = self.net().borrow_mut();
-            let link = &mut net.links[i];
-            link.epoch += 1;
-            let out = (
-                link.conn.take(),
-                link.socket.take(),
-                std::mem::take(&mut link._handlers),
-            );
-            if let Some(c) = out.0 {
-                net.by_conn.remove(&c);
-                net.peers.remove(&c);
-            }
-            out
+    /// `conn`'s socket closed by itself.
+    fn lost(&self, conn: ConnId) {
+        self.inner
+            .borrow_mut()
+            .dialer
+            .connection_lost(now(), conn, random_u32());
+        self.forget(conn);
+        self.drain();
+    }
+
+    /// Close `conn`'s socket (if still open) and tell the owner it is gone.
+    fn forget(&self, conn: ConnId) {
+        let socket = self.inner.borrow_mut().sockets.remove(&conn);
+        let Some(Socket { ws, handlers }) = socket else {
+            return;
         };
-        if let Some(ws) = socket {
-            ws.set_onopen(None);
-            ws.set_onmessage(None);
-            ws.set_onclose(None);
-            let _ = ws.close();
-        }
+        ws.set_onopen(None);
+        ws.set_onmessage(None);
+        ws.set_onclose(None);
+        let _ = ws.close();
         // The closures may be running right now (this is called from
         // `onclose`): drop them after the current task.
         wasm_bindgen_futures::spawn_local(async move { drop(handlers) });
-        if let Some(conn) = conn {
-            self.with_repo(|r| r.disconnected(now(), conn));
-        }
-        self.status_changed();
+        (self.sink)(NetEvent::Closed(conn));
     }
 
-    /// Try link `i` again after an exponential, jittered delay.
-    fn schedule_reconnect(&self, i: usize) {
-        let (attempts, epoch) = {
-            let mut net = self.net().borrow_mut();
-            if net.paused {
+    fn arm_timer(&self) {
+        let at = {
+            let mut inner = self.inner.borrow_mut();
+            let Some(at) = inner.dialer.poll_timeout() else {
+                return;
+            };
+            if inner.timer_at.is_some_and(|t| t <= at.0) {
                 return;
             }
-            let link = &mut net.links[i];
-            link.attempts = link.attempts.saturating_add(1);
-            (link.attempts, link.epoch)
+            inner.timer_at = Some(at.0);
+            at.0
         };
-        let base = (BACKOFF_MIN_MS * 2f64.powi(attempts.min(16) as i32 - 1)).min(BACKOFF_MAX_MS);
-        let delay = base * (0.5 + js_sys::Math::random());
         let this = self.clone();
         let fire = Closure::once_into_js(move || {
-            if this.net().borrow().links[i].epoch == epoch {
-                this.connect(i);
-            }
+            this.inner.borrow_mut().timer_at = None;
+            this.inner.borrow_mut().dialer.handle_timeout(now());
+            this.drain();
         });
-        set_timeout(&fire, delay);
+        set_timeout(&fire, at.saturating_sub(now().0) as f64);
     }
 
-    /// Reconnect at once when the browser comes back online; close sockets
-    /// when it goes offline (they can hang half-open otherwise).
+    fn status_changed(&self) {
+        let changed = {
+            let mut inner = self.inner.borrow_mut();
+            let status = inner.dialer.status();
+            (std::mem::replace(&mut inner.status, status) != status).then_some(status)
+        };
+        if let Some(status) = changed {
+            (self.sink)(NetEvent::Status(status));
+        }
+    }
+
+    /// Follow the browser's `online`/`offline` events: reconnect at once
+    /// when it comes back, close sockets when it goes (they can hang
+    /// half-open otherwise).
     fn listen_online(&self) {
-        if std::mem::replace(&mut self.net().borrow_mut().listening, true) {
+        if self.inner.borrow().online_handlers.is_some() {
             return;
         }
         let global = js_sys::global();
@@ -287,35 +269,16 @@ impl<S: Storage + 'static> Driver<S> {
         else {
             return;
         };
-        let online = {
+        let handler = |up: bool| {
             let this = self.clone();
-            Closure::<dyn FnMut(JsValue)>::new(move |_| {
-                for l in this.net().borrow_mut().links.iter_mut() {
-                    l.attempts = 0;
-                }
-                this.connect_all();
+            Handler::new(move |_| {
+                this.inner.borrow_mut().dialer.set_network(up);
+                this.drain();
             })
         };
-        let offline = {
-            let this = self.clone();
-            Closure::<dyn FnMut(JsValue)>::new(move |_| {
-                let n = this.net().borrow().links.len();
-                for i in 0..n {
-                    this.drop_link(i);
-                }
-            })
-        };
+        let (online, offline) = (handler(true), handler(false));
         let _ = add.call2(&global, &"online".into(), online.as_ref());
         let _ = add.call2(&global, &"offline".into(), offline.as_ref());
-        self.net().borrow_mut()._online_handlers = vec![online, offline];
-    }
-}
-
-pub(crate) fn set_timeout(f: &JsValue, ms: f64) {
-    let global = js_sys::global();
-    if let Ok(set_timeout) =
-        Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<Function>())
-    {
-        let _ = set_timeout.call2(&global, f, &ms.into());
+        self.inner.borrow_mut().online_handlers = Some([online, offline]);
     }
 }

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
 use holdfast::api::{AnyStorage, WasmRepo};
-use holdfast::driver::now;
+use holdfast::js::now;
 use holdfast::idb::{delete_database, IdbStorage};
 use holdfast_core::id::DocumentId;
 use holdfast_core::repo::{ChangeId, Repo};
