@@ -24,44 +24,8 @@ use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 
 use super::doc::Doc;
 use super::ops_check::OpIndex;
+use super::seqs::Held;
 use crate::validate::{ChangeInfo, ChunkError, PeerLimits, ValidationError};
-
-/// Per actor: how many changes `working` holds (its last seq), and the last
-/// one's max op.
-type Held = BTreeMap<ActorId, (u64, u64)>;
-
-/// [`Held`] for `working`, as of `heads`.
-#[derive(Default)]
-pub(super) struct SeqCache {
-    heads: Vec<ChangeHash>,
-    counts: Held,
-}
-
-impl SeqCache {
-    /// Brings the counts up to `doc`'s heads: incrementally when the cached
-    /// heads are still in its history, from scratch otherwise (a revert).
-    fn refresh(&mut self, doc: &Automerge) {
-        let heads = doc.get_heads();
-        if heads == self.heads {
-            return;
-        }
-        let incremental = self
-            .heads
-            .iter()
-            .all(|h| doc.get_change_meta_by_hash(h).is_some());
-        if !incremental {
-            self.counts.clear();
-            self.heads.clear();
-        }
-        for meta in doc.get_changes_meta(&self.heads) {
-            let n = self.counts.entry(meta.actor.into_owned()).or_default();
-            if meta.seq > n.0 {
-                *n = (meta.seq, meta.max_op);
-            }
-        }
-        self.heads = heads;
-    }
-}
 
 fn hex(h: &ChangeHash) -> String {
     h.to_string()

@@ -3,8 +3,8 @@
 use automerge::{Automerge, ChangeHash};
 
 use super::doc::{Item, Phase};
-use super::guard::guarded;
 use super::types::*;
+use super::unwind::guarded;
 use super::Repo;
 use crate::id::DocumentId;
 use crate::storage::{verify_chunk, ChunkKind, Commit, RecordKind, StorageError, StorageKey};
@@ -66,7 +66,7 @@ impl Repo {
             let Some(doc) = self.docs.get_mut_unmarked(&id).filter(|d| d.needs_commit()) else {
                 continue;
             };
-            if doc.deleting.is_some() && !doc.dirty() {
+            if doc.deleting().is_some() && !doc.dirty() {
                 // Everything pending is durable: remove the whole document,
                 // including records other tabs wrote.
                 commit.delete_prefixes.push(StorageKey::doc_prefix(&doc.id));
@@ -105,7 +105,7 @@ impl Repo {
             }
             if std::mem::take(&mut doc.want_snapshot)
                 && doc.can_snapshot()
-                && doc.deleting.is_none()
+                && doc.deleting().is_none()
             {
                 let bytes = doc.durable.save();
                 let key = StorageKey::chunk(&doc.id, ChunkKind::Snapshot, &bytes);
@@ -170,7 +170,7 @@ impl Repo {
         let id = b.doc;
         if b.delete {
             if let Some(doc) = self.docs.remove(&id) {
-                if let Some(change) = doc.deleting {
+                if let Some(change) = doc.deleting() {
                     self.event(Event::ChangeDurable {
                         change,
                         doc: id,
@@ -275,7 +275,8 @@ impl Repo {
         doc.in_flight = None;
         if b.delete {
             // The document stays, as it was; the delete is reported failed.
-            if let Some(change) = doc.deleting.take() {
+            if let Some(change) = doc.deleting() {
+                doc.phase = Phase::Ready;
                 self.event(Event::ChangeFailed {
                     change,
                     doc: id,
@@ -340,7 +341,12 @@ impl Repo {
         doc.working = doc.durable.clone();
         doc.issued_heads = doc.durable.get_heads();
         doc.records = good.into_iter().collect();
-        doc.phase = Phase::Ready;
+        // One load per loading document (a find or frame for a document
+        // already loading joins it), so the phase is `Loading` here.
+        let buffered = match std::mem::replace(&mut doc.phase, Phase::Ready) {
+            Phase::Loading { buffered } => buffered,
+            _ => Vec::new(),
+        };
         // Loading is when a badly fragmented document costs: compact it now
         // (e.g. one record of thousands of small changes, as group commit
         // writes for changes made in one burst).
@@ -354,7 +360,6 @@ impl Repo {
                 quarantined,
             });
         }
-        let buffered = std::mem::take(&mut self.docs.get_mut(&id).expect("present").buffered);
         for (conn, msg) in buffered {
             self.handle_doc_message(conn, msg);
         }
@@ -362,7 +367,7 @@ impl Repo {
         let deadline = self.now.plus_ms(self.cfg.find_timeout_ms);
         if let Some(doc) = self.docs.get_mut(&id).filter(|d| !d.finds.is_empty()) {
             // Not in storage: wait for peers until the deadline.
-            doc.find_deadline.get_or_insert(deadline);
+            doc.request(deadline);
             self.request_from_peers(id);
         }
         self.sync_doc(id);

@@ -17,19 +17,49 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 
-use super::admit::SeqCache;
-use super::guard::guarded;
 use super::ops_check::OpCache;
+use super::seqs::SeqCache;
 use super::types::{ChangeId, ConnId, FindId, RepoConfig, Timestamp};
+use super::unwind::guarded;
 use crate::id::DocumentId;
 use crate::storage::{ChunkKind, RecordKind, StorageKey};
 use crate::validate::ChangeInfo;
 use crate::wire;
 
+/// Where a document is in its life; each phase holds what only it needs.
+///
+/// `Loading` → `Ready` when storage answers; `Ready` → `Requesting` when a
+/// `find` waits for peers (storage had nothing), and back when the document
+/// arrives or the finds fail; `Ready`/`Requesting` → `Deleting` on
+/// `delete`, which ends with the document forgotten (or back to `Ready` if
+/// the delete's commit failed). Every phase but `Loading` is *loaded*: it
+/// syncs, commits and serves reads.
 pub(super) enum Phase {
-    /// Waiting for storage; frames that arrive meanwhile wait in `buffered`.
-    Loading,
+    /// Waiting for storage; frames that arrive meanwhile wait here, in order.
+    Loading {
+        buffered: Vec<(ConnId, wire::Message)>,
+    },
+    /// Loaded.
     Ready,
+    /// Loaded, not [findable](Doc::findable), and `finds` wait for a peer to
+    /// send it. Invariant: `finds` is not empty.
+    Requesting {
+        /// The finds fail at this time.
+        deadline: Timestamp,
+        /// Connections that answered our request with `doc-unavailable`.
+        unavailable: BTreeSet<ConnId>,
+    },
+    /// `delete` was called: once nothing is dirty or in flight, one commit
+    /// removes every record under the document's prefix; `change` reports it.
+    Deleting { change: ChangeId },
+}
+
+impl Phase {
+    pub fn loading() -> Self {
+        Phase::Loading {
+            buffered: Vec::new(),
+        }
+    }
 }
 
 pub(super) enum Item {
@@ -65,18 +95,13 @@ pub(super) struct Doc {
     /// Each with its value's length.
     pub records: BTreeMap<StorageKey, usize>,
     pub want_snapshot: bool,
-    /// `delete` was called: once nothing is dirty or in flight, one commit
-    /// removes every record under the document's prefix; `ChangeId` reports it.
-    pub deleting: Option<ChangeId>,
     /// Records covered by a durable snapshot, to delete in a later commit.
     pub pending_deletes: Vec<StorageKey>,
     /// Corrupt records to move aside in the next commit.
     pub quarantine: Vec<(StorageKey, Vec<u8>)>,
+    /// Finds waiting for the document (loading, requesting, or deleting:
+    /// those fail when it is gone).
     pub finds: Vec<FindId>,
-    pub find_deadline: Option<Timestamp>,
-    /// Connections that answered our request with `doc-unavailable`.
-    pub unavailable: BTreeSet<ConnId>,
-    pub buffered: Vec<(ConnId, wire::Message)>,
     /// Peers' changes whose dependencies have not arrived (see `admit`).
     pub orphans: Vec<ChangeInfo>,
     pub seqs: SeqCache,
@@ -99,21 +124,68 @@ impl Doc {
             covered: BTreeMap::new(),
             records: BTreeMap::new(),
             want_snapshot: false,
-            deleting: None,
             pending_deletes: Vec::new(),
             quarantine: Vec::new(),
             finds: Vec::new(),
-            find_deadline: None,
-            unavailable: BTreeSet::new(),
-            buffered: Vec::new(),
             orphans: Vec::new(),
             seqs: SeqCache::default(),
             op_cache: OpCache::default(),
         }
     }
 
-    pub fn is_ready(&self) -> bool {
-        matches!(self.phase, Phase::Ready)
+    /// Storage has answered: every phase but `Loading`.
+    pub fn loaded(&self) -> bool {
+        !matches!(self.phase, Phase::Loading { .. })
+    }
+
+    /// The change reporting a delete in progress.
+    pub fn deleting(&self) -> Option<ChangeId> {
+        match self.phase {
+            Phase::Deleting { change } => Some(change),
+            _ => None,
+        }
+    }
+
+    /// When the finds waiting for peers fail.
+    pub fn find_deadline(&self) -> Option<Timestamp> {
+        match self.phase {
+            Phase::Requesting { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// Wait for peers until `deadline` (kept if already waiting), forgetting
+    /// who said they lack it: the caller asks them again. A document being
+    /// deleted or still loading stays as it is.
+    pub fn request(&mut self, deadline: Timestamp) {
+        match &mut self.phase {
+            Phase::Ready => {
+                self.phase = Phase::Requesting {
+                    deadline,
+                    unavailable: BTreeSet::new(),
+                }
+            }
+            Phase::Requesting { unavailable, .. } => unavailable.clear(),
+            Phase::Loading { .. } | Phase::Deleting { .. } => {}
+        }
+    }
+
+    /// The finds are settled: stop waiting for peers.
+    pub fn stop_requesting(&mut self) {
+        if matches!(self.phase, Phase::Requesting { .. }) {
+            self.phase = Phase::Ready;
+        }
+    }
+
+    /// Forget connection `conn` in the phase's state.
+    pub fn forget_conn(&mut self, conn: ConnId) {
+        match &mut self.phase {
+            Phase::Loading { buffered } => buffered.retain(|(c, _)| *c != conn),
+            Phase::Requesting { unavailable, .. } => {
+                unavailable.remove(&conn);
+            }
+            Phase::Ready | Phase::Deleting { .. } => {}
+        }
     }
 
     /// Nothing here at all, durable or pending.
@@ -135,9 +207,9 @@ impl Doc {
     }
 
     pub fn needs_commit(&self) -> bool {
-        self.is_ready()
+        self.loaded()
             && (self.dirty()
-                || (self.deleting.is_some() && self.in_flight.is_none())
+                || (self.deleting().is_some() && self.in_flight.is_none())
                 || self.want_snapshot
                 || !self.pending_deletes.is_empty()
                 || !self.quarantine.is_empty())

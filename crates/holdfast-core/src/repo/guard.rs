@@ -1,36 +1,24 @@
 //! Isolation of what validation misses: a panic inside automerge while one
 //! document's message is processed costs that message, not the process.
 //!
-//! Natively (the server) a panic unwinds to [`guarded`], which turns it into
-//! an error; the document is then set aside for that message
+//! Natively (the server) a panic unwinds to `guarded`, which turns it into
+//! an error (`super::unwind::guarded`); the document is then set aside for that message
 //! ([`Repo::set_aside`]): its working state returns to what is durable (plus
 //! the commit in flight), work not yet issued is dropped or failed, its
 //! peers' sync states are reset so that they resend, and the peer that sent
 //! the message is told and disconnected. Every other document and
 //! connection goes on. In WebAssembly a panic aborts the module and never
-//! reaches [`guarded`]: there, `crate::validate` is the defence.
+//! reaches `guarded`: there, `crate::validate` is the defence.
 //!
 //! `durable` is never at risk: it only ever loads bytes holdfast wrote
 //! (commits, storage); peers' messages reach it without their changes
 //! ([`super::doc::Doc::feed`]).
-
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::doc::Item;
 use super::types::*;
 use super::Repo;
 use crate::id::DocumentId;
 use crate::storage::StorageError;
-
-/// Runs `f`, returning the panic's message if it panicked.
-pub(super) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        p.downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".into())
-    })
-}
 
 impl Repo {
     /// After a panic while `conn`'s message for `id` was processed, or while

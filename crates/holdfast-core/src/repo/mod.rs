@@ -21,7 +21,9 @@ mod docs;
 mod guard;
 mod net;
 mod ops_check;
+mod seqs;
 pub mod types;
+mod unwind;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -91,7 +93,7 @@ impl Repo {
 
     /// The earliest time [`Repo::handle_timeout`] should be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.docs.values().filter_map(|d| d.find_deadline).min()
+        self.docs.values().filter_map(Doc::find_deadline).min()
     }
 
     pub fn handle_timeout(&mut self, now: Timestamp) {
@@ -99,7 +101,7 @@ impl Repo {
         let expired: Vec<DocumentId> = self
             .docs
             .values()
-            .filter(|d| d.find_deadline.is_some_and(|t| t <= now))
+            .filter(|d| d.find_deadline().is_some_and(|t| t <= now))
             .map(|d| d.id)
             .collect();
         for id in expired {
@@ -131,18 +133,12 @@ impl Repo {
     /// The document as the application sees it: durable state plus local and
     /// received changes that are not yet durable.
     pub fn doc(&self, id: &DocumentId) -> Option<&Automerge> {
-        self.docs
-            .get(id)
-            .filter(|d| d.is_ready())
-            .map(|d| &d.working)
+        self.docs.get(id).filter(|d| d.loaded()).map(|d| &d.working)
     }
 
     /// The document as it is on disk.
     pub fn durable_doc(&self, id: &DocumentId) -> Option<&Automerge> {
-        self.docs
-            .get(id)
-            .filter(|d| d.is_ready())
-            .map(|d| &d.durable)
+        self.docs.get(id).filter(|d| d.loaded()).map(|d| &d.durable)
     }
 
     pub fn documents(&self) -> impl Iterator<Item = &DocumentId> {
@@ -214,7 +210,7 @@ impl Repo {
             Automerge::load(bytes).map_err(|e| ChangeError::InvalidDocument(e.to_string()))?;
         let actor = self.actor.clone();
         let doc = match self.docs.get_mut(&id) {
-            Some(d) if d.is_ready() => d,
+            Some(d) if d.loaded() => d,
             Some(_) => return Err(ChangeError::Loading(id.to_string())),
             None => self
                 .docs
@@ -237,7 +233,7 @@ impl Repo {
         self.now = now;
         let change = ChangeId(self.next_change);
         let doc = self.ready_doc(id)?;
-        doc.deleting = Some(change);
+        doc.phase = Phase::Deleting { change };
         self.next_change += 1;
         Ok(change)
     }
@@ -278,7 +274,7 @@ impl Repo {
             .collect();
         format!(
             "ready={} dirty={} in_flight={:?} next_batch={} items={items:?} peers={peers:?} finds={}",
-            d.is_ready(),
+            d.loaded(),
             d.dirty(),
             d.in_flight,
             self.next_batch,
@@ -304,7 +300,7 @@ impl Repo {
         self.next_find += 1;
         let deadline = now.plus_ms(self.cfg.find_timeout_ms);
         match self.docs.get_mut(&id) {
-            Some(doc) if doc.is_ready() && doc.findable() => {
+            Some(doc) if doc.loaded() && doc.findable() => {
                 self.effects
                     .push_back(Effect::Event(Event::FindReady { find, doc: id }));
             }
@@ -312,15 +308,14 @@ impl Repo {
                 doc.finds.push(find);
                 // The wait for peers starts once storage said "not here"
                 // (for a loading document: in `load_done`).
-                if doc.is_ready() {
-                    doc.find_deadline.get_or_insert(deadline);
-                    doc.unavailable.clear();
+                if doc.loaded() {
+                    doc.request(deadline);
                     self.request_from_peers(id);
                 }
             }
             None => {
                 let task = self.task();
-                let mut doc = Doc::new(id, &self.actor, Phase::Loading);
+                let mut doc = Doc::new(id, &self.actor, Phase::loading());
                 doc.finds.push(find);
                 self.docs.insert(id, doc);
                 self.loads.insert(task, id);
@@ -348,8 +343,8 @@ impl Repo {
 
     fn ready_doc(&mut self, id: &DocumentId) -> Result<&mut Doc, ChangeError> {
         match self.docs.get_mut(id) {
-            Some(d) if d.deleting.is_some() => Err(ChangeError::Deleting(id.to_string())),
-            Some(d) if d.is_ready() => Ok(d),
+            Some(d) if d.deleting().is_some() => Err(ChangeError::Deleting(id.to_string())),
+            Some(d) if d.loaded() => Ok(d),
             Some(_) => Err(ChangeError::Loading(id.to_string())),
             None => Err(ChangeError::NotFound(id.to_string())),
         }
@@ -402,7 +397,7 @@ impl Repo {
 
     fn fail_finds(&mut self, id: DocumentId, error: FindError) {
         if let Some(doc) = self.docs.get_mut(&id) {
-            doc.find_deadline = None;
+            doc.stop_requesting();
             for find in doc.finds.drain(..) {
                 self.effects.push_back(Effect::Event(Event::FindFailed {
                     find,
@@ -416,8 +411,7 @@ impl Repo {
     fn resolve_finds(&mut self, id: DocumentId) {
         if let Some(doc) = self.docs.get_mut(&id) {
             if doc.findable() {
-                doc.find_deadline = None;
-                doc.unavailable.clear();
+                doc.stop_requesting();
                 for find in doc.finds.drain(..) {
                     self.effects
                         .push_back(Effect::Event(Event::FindReady { find, doc: id }));
@@ -428,13 +422,5 @@ impl Repo {
 
     fn event(&mut self, e: Event) {
         self.effects.push_back(Effect::Event(e));
-    }
-
-    #[allow(dead_code)]
-    fn heads(&self, id: &DocumentId) -> Vec<ChangeHash> {
-        self.docs
-            .get(id)
-            .map(|d| d.durable.get_heads())
-            .unwrap_or_default()
     }
 }

@@ -4,8 +4,8 @@
 use automerge::sync::{self, SyncDoc};
 
 use super::doc::{Doc, Item, Pending, Phase};
-use super::guard::guarded;
 use super::types::*;
+use super::unwind::guarded;
 use super::Repo;
 use crate::id::DocumentId;
 use crate::storage::StorageKey;
@@ -44,8 +44,7 @@ impl Repo {
         let mut check = Vec::new();
         for doc in self.docs.values_mut() {
             doc.peers.remove(&conn);
-            doc.unavailable.remove(&conn);
-            doc.buffered.retain(|(c, _)| *c != conn);
+            doc.forget_conn(conn);
             if !doc.finds.is_empty() {
                 check.push(doc.id);
             }
@@ -178,13 +177,21 @@ impl Repo {
         match msg {
             Message::Sync { document_id, .. } | Message::DocUnavailable { document_id, .. } => {
                 match self.docs.get_mut(&document_id) {
-                    Some(doc) if !doc.is_ready() => doc.buffered.push((conn, msg)),
+                    Some(Doc {
+                        phase: Phase::Loading { buffered },
+                        ..
+                    }) => buffered.push((conn, msg)),
                     Some(_) => self.handle_doc_message(conn, msg),
                     None => {
                         // Not in memory: load it first, keeping the message.
                         let task = self.task();
-                        let mut doc = Doc::new(document_id, &self.actor, Phase::Loading);
-                        doc.buffered.push((conn, msg));
+                        let doc = Doc::new(
+                            document_id,
+                            &self.actor,
+                            Phase::Loading {
+                                buffered: vec![(conn, msg)],
+                            },
+                        );
                         self.docs.insert(document_id, doc);
                         self.loads.insert(task, document_id);
                         self.effects.push_back(Effect::Load {
@@ -272,8 +279,12 @@ impl Repo {
                 }
             }
             Message::DocUnavailable { document_id, .. } => {
-                if let Some(doc) = self.docs.get_mut(&document_id) {
-                    doc.unavailable.insert(conn);
+                if let Some(Doc {
+                    phase: Phase::Requesting { unavailable, .. },
+                    ..
+                }) = self.docs.get_mut(&document_id)
+                {
+                    unavailable.insert(conn);
                 }
                 self.check_unavailable(document_id);
             }
@@ -296,7 +307,7 @@ impl Repo {
             return;
         };
         doc.peers.entry(conn).or_default();
-        doc.unavailable.remove(&conn);
+        doc.forget_conn(conn);
         if request && doc.is_empty() && msg.changes.is_empty() {
             // We have nothing: say so. The peer stays subscribed and gets the
             // document if it arrives later.
@@ -360,7 +371,7 @@ impl Repo {
         let ids: Vec<DocumentId> = self.docs.keys().copied().collect();
         for id in ids {
             let doc = self.docs.get_mut(&id).expect("listed");
-            if !doc.is_ready() {
+            if !doc.loaded() {
                 continue;
             }
             let finding = !doc.finds.is_empty() && doc.durable.get_heads().is_empty();
@@ -398,7 +409,10 @@ impl Repo {
         if doc.finds.is_empty() || open.is_empty() || !doc.durable.get_heads().is_empty() {
             return;
         }
-        if open.iter().all(|c| doc.unavailable.contains(c)) {
+        let Phase::Requesting { unavailable, .. } = &doc.phase else {
+            return;
+        };
+        if open.iter().all(|c| unavailable.contains(c)) {
             self.fail_finds(id, self.unavailable());
         }
     }
@@ -411,7 +425,7 @@ impl Repo {
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
-        if !doc.is_ready() {
+        if !doc.loaded() {
             return;
         }
         if announce && !doc.durable.get_heads().is_empty() {
