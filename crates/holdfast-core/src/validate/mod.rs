@@ -40,13 +40,15 @@
 
 pub mod chunk;
 mod columns;
+mod error;
 mod leb;
 pub mod ops;
 mod rules;
 
 use automerge::sync;
 
-pub use chunk::{ChangeInfo, ChunkError};
+pub use chunk::ChangeInfo;
+pub use error::ChunkError;
 pub use leb::ReadError;
 use leb::Reader;
 

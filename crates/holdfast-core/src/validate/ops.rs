@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use super::chunk::ChunkError;
 use super::columns;
+use super::error::ChunkError;
 
 /// An operation id, as (index into `[actor] + others`, counter).
 pub type OpRef = (usize, u64);

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use super::chunk::ChunkError;
 use super::columns::{self, ACTOR, BOOLEAN, DELTA, VALUE};
+use super::error::ChunkError;
 
 /// A group count column: how many entries of the columns with its id belong
 /// to each row.
