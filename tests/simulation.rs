@@ -9,7 +9,7 @@ mod sim;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sim::world::{Faults, Stats, World};
+use sim::{Faults, Stats, World};
 
 const ALL_FAULTS: Faults = Faults {
     crashes: true,
