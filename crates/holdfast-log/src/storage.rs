@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use holdfast_core::storage::{Commit, Storage, StorageError, StorageKey};
+use holdfast_core::storage::{Commit, Detail, Storage, StorageError, StorageKey};
 
 use super::store::{LogError, LogOptions, LogStats, LogStore, RecoveryReport};
 #[cfg(feature = "fault-hooks")]
@@ -75,9 +75,9 @@ impl LogStorage {
         if tokio::runtime::Handle::try_current().is_err() {
             return job();
         }
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| StorageError::Unavailable(format!("log storage task failed: {e}")))?
+        tokio::task::spawn_blocking(job).await.map_err(|e| {
+            StorageError::Unavailable(Detail::caused_by("log storage task failed", e))
+        })?
     }
 }
 
