@@ -2,24 +2,40 @@
 
 /** The `name` of every Error holdfast throws or rejects with. */
 export type HoldfastErrorName =
+  /** The browser's storage quota or the server's disk is full; nothing of the failed commit was stored. */
   | "QuotaExceededError"
+  /** Storage cannot be reached: closed, deleted, blocked by another connection, or never opened. */
   | "StorageUnavailableError"
+  /** The storage transaction was aborted before it committed; none of its writes landed. */
   | "StorageAbortedError"
+  /** A record read back failed verification (it was set aside). */
+  | "StorageCorruptError"
+  /** The operating system failed a read, write or sync (the server's log). */
+  | "StorageIoError"
+  /** Not an `automerge:` URL or a document id. */
   | "InvalidDocumentUrlError"
-  | "DocumentUnavailableError"
-  | "DocumentDeletedError"
-  | "RepoClosedError"
-  | "ChangeRejectedError"
-  /** `find`: not in storage and no peer has it, and this repo's database
-   * was reset by the browser (see `Repo.storageReset`): it may have existed. */
-  | "DocumentLostError"
-  /** `whenSynced()` on a repo opened without sync servers. */
-  | "NoSyncServerError"
-  | "DocumentLoadingError"
-  | "DocumentExistsError"
+  /** Bytes given to `import` are not an Automerge document. */
   | "InvalidDocumentError"
+  /** Heads given are not an array of hex change hashes of this document. */
+  | "InvalidHeadsError"
+  /** Options given to `Repo.open` (or another call) are not valid. */
   | "InvalidOptionsError"
-  | "StorageCorruptError";
+  /** Not in storage and no peer has it (or the document is not open here). */
+  | "DocumentUnavailableError"
+  /** Not in storage and no peer has it, and this repo's database was reset by the browser: it may have existed here before. */
+  | "DocumentLostError"
+  /** The document was deleted, or is being deleted. */
+  | "DocumentDeletedError"
+  /** The document is still loading from storage. */
+  | "DocumentLoadingError"
+  /** A document with this id already exists. */
+  | "DocumentExistsError"
+  /** The change function threw or its edits were invalid; nothing changed. */
+  | "ChangeRejectedError"
+  /** The repo was closed. */
+  | "RepoClosedError"
+  /** `whenSynced()` on a repo opened without sync servers. */
+  | "NoSyncServerError";
 
 export interface HoldfastError extends Error {
   name: HoldfastErrorName;

@@ -34,22 +34,25 @@ import { Counter, Text, hydrate, initialOps, recordChangeOn } from "./draft.js";
 
 export { Counter, Text };
 
+// The table is holdfast_core::error (tests/error_table.rs keeps this in step).
 export const ERROR_NAMES = Object.freeze([
   "QuotaExceededError",
   "StorageUnavailableError",
   "StorageAbortedError",
+  "StorageCorruptError",
+  "StorageIoError",
   "InvalidDocumentUrlError",
+  "InvalidDocumentError",
+  "InvalidHeadsError",
+  "InvalidOptionsError",
   "DocumentUnavailableError",
-  "DocumentDeletedError",
-  "RepoClosedError",
-  "ChangeRejectedError",
   "DocumentLostError",
-  "NoSyncServerError",
+  "DocumentDeletedError",
   "DocumentLoadingError",
   "DocumentExistsError",
-  "InvalidDocumentError",
-  "InvalidOptionsError",
-  "StorageCorruptError",
+  "ChangeRejectedError",
+  "RepoClosedError",
+  "NoSyncServerError",
 ]);
 
 function error(name, message) {

@@ -12,6 +12,7 @@
 
 pub mod dialer;
 pub mod edit;
+pub mod error;
 pub mod id;
 pub mod memory;
 pub mod repo;

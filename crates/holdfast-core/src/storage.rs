@@ -13,10 +13,12 @@
 //!   its key.)
 
 use std::fmt;
+use std::sync::Arc;
 
 use automerge::{Automerge, ChangeHash};
 use sha2::{Digest, Sha256};
 
+use crate::error::ErrorKind;
 use crate::id::DocumentId;
 
 /// A storage key: a short array of strings, compared component-wise.
@@ -131,36 +133,149 @@ impl Commit {
 }
 
 /// Why a storage operation failed. Every adapter maps its native failures
-/// onto these kinds; the message carries the adapter's detail.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// onto these kinds ([`StorageError::kind`] gives the JS name); the
+/// [`Detail`] carries the adapter's message and the native error it came
+/// from ([`std::error::Error::source`]: an `io::Error`, IndexedDB's
+/// `DOMException`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageError {
     /// The browser quota or the disk is full.
-    #[error("storage quota exceeded: {0}")]
-    QuotaExceeded(String),
+    QuotaExceeded(Detail),
     /// The store cannot be reached: closed, deleted, blocked, or not opened.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Detail),
     /// The transaction was aborted before it committed.
-    #[error("storage transaction aborted: {0}")]
-    Aborted(String),
+    Aborted(Detail),
     /// A read returned bytes that fail verification.
-    #[error("corrupt record {key}: {detail}")]
     Corrupt { key: StorageKey, detail: String },
     /// An I/O error from the operating system (the server's log).
-    #[error("storage I/O error: {0}")]
-    Io(String),
+    Io(Detail),
 }
 
 impl StorageError {
+    /// The kind in the error table.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StorageError::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
+            StorageError::Unavailable(_) => ErrorKind::StorageUnavailable,
+            StorageError::Aborted(_) => ErrorKind::StorageAborted,
+            StorageError::Corrupt { .. } => ErrorKind::StorageCorrupt,
+            StorageError::Io(_) => ErrorKind::StorageIo,
+        }
+    }
+
     /// A stable name for the error kind, used as the JS `Error.name`.
     pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The adapter's detail (`None` for [`StorageError::Corrupt`], whose
+    /// detail is a verification failure, not a native error).
+    pub fn detail(&self) -> Option<&Detail> {
         match self {
-            StorageError::QuotaExceeded(_) => "QuotaExceededError",
-            StorageError::Unavailable(_) => "StorageUnavailableError",
-            StorageError::Aborted(_) => "StorageAbortedError",
-            StorageError::Corrupt { .. } => "StorageCorruptError",
-            StorageError::Io(_) => "StorageIoError",
+            StorageError::QuotaExceeded(d)
+            | StorageError::Unavailable(d)
+            | StorageError::Aborted(d)
+            | StorageError::Io(d) => Some(d),
+            StorageError::Corrupt { .. } => None,
         }
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::QuotaExceeded(d) => write!(f, "storage quota exceeded: {d}"),
+            StorageError::Unavailable(d) => write!(f, "storage unavailable: {d}"),
+            StorageError::Aborted(d) => write!(f, "storage transaction aborted: {d}"),
+            StorageError::Corrupt { key, detail } => write!(f, "corrupt record {key}: {detail}"),
+            StorageError::Io(d) => write!(f, "storage I/O error: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.detail().and_then(|d| d.cause())
+    }
+}
+
+/// An adapter's message about a failure, and the native error behind it.
+/// Compares (and prints) by message only; reads as a `&str`.
+#[derive(Clone, Debug)]
+pub struct Detail {
+    message: String,
+    cause: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Detail {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// `message`, caused by `cause` (kept as the error's source).
+    pub fn caused_by(
+        message: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same cause, told differently.
+    pub fn reworded(self, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            cause: self.cause,
+        }
+    }
+
+    /// The native error this came from.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl std::ops::Deref for Detail {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl PartialEq for Detail {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for Detail {}
+
+impl From<String> for Detail {
+    fn from(message: String) -> Self {
+        Detail::new(message)
+    }
+}
+
+impl From<&str> for Detail {
+    fn from(message: &str) -> Self {
+        Detail::new(message)
     }
 }
 

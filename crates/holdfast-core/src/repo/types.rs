@@ -2,6 +2,7 @@
 
 use automerge::ChangeHash;
 
+use crate::error::ErrorKind;
 use crate::id::DocumentId;
 use crate::storage::{Commit, StorageError, StorageKey, StorageReset};
 use crate::validate::{PeerLimits, ValidationError};
@@ -139,6 +140,18 @@ pub enum FindError {
     Storage(StorageError),
 }
 
+impl FindError {
+    /// The kind in the error table.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FindError::Unavailable => ErrorKind::DocumentUnavailable,
+            FindError::Lost(_) => ErrorKind::DocumentLost,
+            FindError::Deleted => ErrorKind::DocumentDeleted,
+            FindError::Storage(e) => e.kind(),
+        }
+    }
+}
+
 /// Why a connection was closed by us.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
@@ -258,4 +271,18 @@ pub enum ChangeError {
     Rejected(String),
     #[error("invalid document bytes: {0}")]
     InvalidDocument(String),
+}
+
+impl ChangeError {
+    /// The kind in the error table.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ChangeError::NotFound(_) => ErrorKind::DocumentUnavailable,
+            ChangeError::Loading(_) => ErrorKind::DocumentLoading,
+            ChangeError::Deleting(_) => ErrorKind::DocumentDeleted,
+            ChangeError::AlreadyExists(_) => ErrorKind::DocumentExists,
+            ChangeError::Rejected(_) => ErrorKind::ChangeRejected,
+            ChangeError::InvalidDocument(_) => ErrorKind::InvalidDocument,
+        }
+    }
 }
