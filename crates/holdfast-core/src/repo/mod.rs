@@ -22,6 +22,7 @@ mod guard;
 mod net;
 mod ops_check;
 mod seqs;
+mod sync;
 pub mod types;
 mod unwind;
 

@@ -1,0 +1,244 @@
+//! Per-document sync over the connections: handling a peer's `sync`,
+//! `request` and `doc-unavailable`, asking peers for a document a find
+//! waits for, and generating sync messages (from durable state only, so a
+//! peer is never offered a head that is not on our disk).
+
+use automerge::sync::{self, SyncDoc};
+
+use super::doc::{Doc, Item, Pending, Phase};
+use super::types::*;
+use super::unwind::guarded;
+use super::Repo;
+use crate::id::DocumentId;
+use crate::validate::{self, ChangeInfo};
+use crate::wire::Message;
+
+impl Repo {
+    /// A `sync`, `request` or `doc-unavailable` for a document that is ready.
+    pub(super) fn handle_doc_message(&mut self, conn: ConnId, msg: Message) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        match msg {
+            Message::Sync {
+                request,
+                document_id,
+                data,
+                ..
+            } => {
+                // Everything automerge does with this message, validation
+                // included, is guarded: natively a panic costs this message
+                // and this connection (see `guard`).
+                let outcome = guarded(|| {
+                    if !self.cfg.validate_peer_input {
+                        return match sync::Message::decode(&data) {
+                            Ok(m) => self.receive_sync(conn, document_id, request, m, None),
+                            Err(e) => self
+                                .protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string())),
+                        };
+                    }
+                    match validate::check_sync_message(&data, &self.cfg.peer_limits) {
+                        Ok(c) => {
+                            self.receive_sync(conn, document_id, request, c.msg, Some(c.chunks))
+                        }
+                        Err(error) => self.protocol_error(
+                            conn,
+                            ProtocolError::Refused {
+                                doc: document_id.to_string(),
+                                error,
+                            },
+                        ),
+                    }
+                });
+                if let Err(panic) = outcome {
+                    self.set_aside(document_id, Some(conn), &panic);
+                }
+            }
+            Message::DocUnavailable { document_id, .. } => {
+                if let Some(Doc {
+                    phase: Phase::Requesting { unavailable, .. },
+                    ..
+                }) = self.docs.get_mut(&document_id)
+                {
+                    unavailable.insert(conn);
+                }
+                self.check_unavailable(document_id);
+            }
+            _ => {}
+        }
+    }
+
+    /// `chunks`: what validation found in `msg`'s changes (`None` when
+    /// validation is off).
+    pub(super) fn receive_sync(
+        &mut self,
+        conn: ConnId,
+        id: DocumentId,
+        request: bool,
+        msg: sync::Message,
+        chunks: Option<Vec<Vec<ChangeInfo>>>,
+    ) {
+        let next_batch = self.next_batch;
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        doc.peers.entry(conn).or_default();
+        doc.forget_conn(conn);
+        if request && doc.is_empty() && msg.changes.is_empty() {
+            // We have nothing: say so. The peer stays subscribed and gets the
+            // document if it arrives later.
+            let state = doc.peers.get_mut(&conn).expect("inserted");
+            let _ = doc.durable.receive_sync_message(state, msg);
+            // `doc-unavailable` is our answer: no empty sync message follows.
+            state.have_responded = true;
+            state.last_sent_heads = Vec::new();
+            let reply = Message::DocUnavailable {
+                document_id: id,
+                sender_id: self.cfg.peer_id.clone(),
+                target_id: self.peer_id(conn),
+            };
+            return self.send(conn, &reply);
+        }
+        let mut msg = msg;
+        if let Some(chunks) = chunks.filter(|c| !c.is_empty()) {
+            // Checked: load only what may be applied now (see `admit`).
+            let all = chunks.into_iter().flatten().collect();
+            match doc.admit(all, &self.cfg.peer_limits) {
+                Ok(ready) => msg.changes = sync::ChunkList::from(ready),
+                Err(error) => {
+                    let doc = id.to_string();
+                    return self.protocol_error(conn, ProtocolError::Refused { doc, error });
+                }
+            }
+        }
+        let tag = if msg.changes.is_empty() {
+            doc.conn_tag(conn)
+        } else {
+            // (A panic here is caught by `handle_doc_message`'s guard.)
+            let bytes: Vec<u8> = msg.changes.iter().flatten().copied().collect();
+            if let Err(e) = doc.working.load_incremental(&bytes) {
+                return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()));
+            }
+            doc.barrier(next_batch)
+        };
+        match tag {
+            Some(tag) => doc.items.push_back(Pending {
+                tag,
+                item: Item::Remote { conn, msg },
+            }),
+            None => {
+                // Everything it carries is already durable here.
+                doc.feed(conn, msg);
+                self.send_sync(id, conn);
+                self.update_coverage(id);
+            }
+        }
+    }
+
+    /// Ask every connected peer for a document we are finding.
+    pub(super) fn request_from_peers(&mut self, id: DocumentId) {
+        let open: Vec<ConnId> = self.open_conns();
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        if !doc.durable.get_heads().is_empty() {
+            return;
+        }
+        for conn in &open {
+            doc.peers.entry(*conn).or_default();
+        }
+        for conn in open {
+            self.send_sync(id, conn);
+        }
+        self.check_unavailable(id);
+    }
+
+    /// Fail pending finds once every connected peer said it lacks the doc.
+    pub(super) fn check_unavailable(&mut self, id: DocumentId) {
+        let open = self.open_conns();
+        let Some(doc) = self.docs.get(&id) else {
+            return;
+        };
+        if doc.finds.is_empty() || open.is_empty() || !doc.durable.get_heads().is_empty() {
+            return;
+        }
+        let Phase::Requesting { unavailable, .. } = &doc.phase else {
+            return;
+        };
+        if open.iter().all(|c| unavailable.contains(c)) {
+            self.fail_finds(id, self.unavailable());
+        }
+    }
+
+    /// After the durable state of `id` changed: offer it to every peer that
+    /// syncs it (and, when announcing, to every connected peer).
+    pub(super) fn sync_doc(&mut self, id: DocumentId) {
+        let open = self.open_conns();
+        let announce = self.cfg.announce;
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        if !doc.loaded() {
+            return;
+        }
+        if announce && !doc.durable.get_heads().is_empty() {
+            for conn in &open {
+                doc.peers.entry(*conn).or_default();
+            }
+        }
+        let conns: Vec<ConnId> = doc.peers.keys().copied().collect();
+        for conn in conns {
+            self.send_sync(id, conn);
+        }
+        self.update_coverage(id);
+    }
+
+    /// Report peers whose coverage of our working heads changed.
+    pub(super) fn update_coverage(&mut self, id: DocumentId) {
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for (conn, state) in &doc.peers {
+            let covered = doc.covered_by(state.their_heads.as_deref());
+            if doc.covered.get(conn) != Some(&covered) {
+                changed.push((*conn, covered));
+            }
+        }
+        let peers = &doc.peers;
+        doc.covered.retain(|c, _| peers.contains_key(c));
+        for (conn, covered) in &changed {
+            doc.covered.insert(*conn, *covered);
+        }
+        let heads = doc.working.get_heads();
+        for (conn, covered) in changed {
+            self.event(Event::SyncStatus {
+                doc: id,
+                conn,
+                covered,
+                heads: heads.clone(),
+            });
+        }
+    }
+
+    /// Generate (from durable state) and send one sync message, if any.
+    pub(super) fn send_sync(&mut self, id: DocumentId, conn: ConnId) {
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let msg = match doc.generate(conn) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return,
+            Err(panic) => return self.drop_peer_state(id, conn, &panic),
+        };
+        let request = doc.durable.get_heads().is_empty();
+        let frame = Message::Sync {
+            request,
+            document_id: id,
+            sender_id: self.cfg.peer_id.clone(),
+            target_id: self.peer_id(conn),
+            data: msg.encode(),
+        };
+        self.send(conn, &frame);
+    }
+}
