@@ -18,7 +18,8 @@
 #   make fuzz    the peer-input fuzz target (fuzz/) for FUZZ_SECONDS (1800),
 #                validation on; fails on any panic or an input over 100 ms
 #   make fmt     format all Rust code
-#   make lint    clippy on all targets, warnings are errors
+#   make lint    clippy on every crate and target (and the wasm library with
+#                and without test hooks), warnings are errors
 #   make clean   remove cargo's build output and tests/js/node_modules
 #
 # Environment knobs (set in the environment or on the command line):
@@ -59,7 +60,7 @@ test:
 	$(SETUP) node-test-deps wasm-target wasm-tools browser playwright
 	$(CARGO) test --workspace --all-targets -- --skip simulation_with
 	$(CARGO) test --test simulation simulation_with -- --nocapture
-	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --test web_idb --test web_idb_worker --test web_repo --test web_ops --test core_peer_input --test core_peer_ops
+	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --features test-hooks --test web_idb --test web_idb_worker --test web_repo --test web_ops --test core_peer_input --test core_peer_ops
 	scripts/build-pkg.sh --dev
 	$(CARGO) build -p holdfast-server
 	node --test tests/js/
@@ -93,7 +94,9 @@ fmt:
 	$(CARGO) fmt --all
 
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --lib --target $(WASM_TARGET) --features test-hooks -- -D warnings
+	$(CARGO) clippy --lib --target $(WASM_TARGET) -- -D warnings
 
 clean:
 	$(CARGO) clean

@@ -1,5 +1,5 @@
 // Recording a change: a Proxy over a draft of the document that turns what
-// the callback does into holdfast's op list (see src/ops.rs):
+// the callback does into holdfast's op list (see src/ops/):
 //
 //   {op:"put",    path, key, value}           map key / existing list index
 //   {op:"del",    path, key, count?}          map key / `count` list elements
@@ -20,7 +20,7 @@
 // cannot read as {[TYPE]: "unknown", typeCode, bytes}; hydrate() turns them
 // into Text / Counter / UnknownValue instances.
 
-/** The key that tags a typed value (see above and src/ops.rs). */
+/** The key that tags a typed value (see above and src/ops/). */
 export const TYPE = Symbol.for("holdfast.type");
 
 const HOOK = Symbol("holdfast.hook");

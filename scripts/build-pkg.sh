@@ -3,7 +3,8 @@
 # wasm-bindgen JS glue, into pkg/wasm/ (git-ignored).
 #
 #   scripts/build-pkg.sh            release build (Cargo profile wasm-release: size-optimised)
-#   scripts/build-pkg.sh --dev      quick build for tests
+#   scripts/build-pkg.sh --dev      quick build for tests, with the test hooks
+#                                   (feature test-hooks: `_failCommit`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ profile=wasm-release
 flag=(--profile wasm-release)
 if [[ "${1:-}" == "--dev" ]]; then
     profile=debug
-    flag=()
+    flag=(--features test-hooks)
 fi
 target_dir=${CARGO_TARGET_DIR:-target}
 

@@ -10,8 +10,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::driver::{heads_js, Driver};
 use crate::idb::IdbStorage;
-use crate::js::{js_error, now};
+use crate::js::{js_error, now, storage_error};
 use crate::ops;
+use holdfast_core::error::ErrorKind;
 use holdfast_core::id::{AutomergeUrl, DocumentId};
 use holdfast_core::memory::MemoryStorage;
 use holdfast_core::repo::{ChangeError, ChangeId, Repo, RepoConfig};
@@ -46,8 +47,12 @@ impl Storage for AnyStorage {
 
 fn random<const N: usize>() -> Result<[u8; N], JsValue> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b)
-        .map_err(|e| js_error("StorageUnavailableError", &format!("no randomness: {e}")))?;
+    getrandom::fill(&mut b).map_err(|e| {
+        js_error(
+            ErrorKind::StorageUnavailable,
+            &format!("no randomness: {e}"),
+        )
+    })?;
     Ok(b)
 }
 
@@ -62,22 +67,14 @@ pub fn parse_document_id(s: &str) -> Result<DocumentId, JsValue> {
     };
     parsed.map_err(|e| {
         js_error(
-            "InvalidDocumentUrlError",
+            ErrorKind::InvalidDocumentUrl,
             &format!("{s:?} is not a document URL or id: {e}"),
         )
     })
 }
 
 fn change_error(e: ChangeError) -> JsValue {
-    let name = match &e {
-        ChangeError::NotFound(_) => "DocumentUnavailableError",
-        ChangeError::Loading(_) => "DocumentLoadingError",
-        ChangeError::Deleting(_) => "DocumentDeletedError",
-        ChangeError::AlreadyExists(_) => "DocumentExistsError",
-        ChangeError::Rejected(_) => "ChangeRejectedError",
-        ChangeError::InvalidDocument(_) => "InvalidDocumentError",
-    };
-    js_error(name, &e.to_string())
+    js_error(e.kind(), &e.to_string())
 }
 
 #[wasm_bindgen]
@@ -104,14 +101,14 @@ impl WasmRepo {
                 (Some(name), false) => {
                     let s = IdbStorage::open(&name)
                         .await
-                        .map_err(|e| crate::driver::storage_error(&e))?;
+                        .map_err(|e| storage_error(&e))?;
                     let d = s.durability().as_str();
                     reset = s.identity().last_reset().cloned();
                     (AnyStorage::IndexedDb(s), d)
                 }
                 (None, true) => (AnyStorage::Memory(MemoryStorage::new()), "memory"),
                 _ => return Err(js_error(
-                    "InvalidOptionsError",
+                    ErrorKind::InvalidOptions,
                     "Repo.open needs exactly one of { indexedDB: \"<name>\" } or { memory: true }",
                 )),
             };
@@ -125,7 +122,7 @@ impl WasmRepo {
                 Some(u) => vec![u],
                 None => {
                     return Err(js_error(
-                        "InvalidOptionsError",
+                        ErrorKind::InvalidOptions,
                         "`sync` must be a WebSocket URL or an array of them",
                     ))
                 }
@@ -135,7 +132,7 @@ impl WasmRepo {
         for url in &sync {
             if !(url.starts_with("ws://") || url.starts_with("wss://")) {
                 return Err(js_error(
-                    "InvalidOptionsError",
+                    ErrorKind::InvalidOptions,
                     &format!("sync URL {url:?} must start with ws:// or wss://"),
                 ));
             }
@@ -212,7 +209,7 @@ impl WasmRepo {
     pub async fn delete_database(name: String) -> Result<(), JsValue> {
         crate::idb::delete_database(&name)
             .await
-            .map_err(|e| crate::driver::storage_error(&e))
+            .map_err(|e| storage_error(&e))
     }
 
     /// Create a document whose first change applies `ops`; resolves with its
@@ -278,7 +275,7 @@ impl WasmRepo {
                     .find(|h| d.get_change_meta_by_hash(h).is_none())
                 {
                     return Err(js_error(
-                        "DocumentUnavailableError",
+                        ErrorKind::DocumentUnavailable,
                         &format!("document {id} has no durable change {h}"),
                     ));
                 }
@@ -360,7 +357,7 @@ impl WasmRepo {
         self.driver.go_offline();
         self.driver.cancel_timer();
         self.driver.reject_finds(&js_error(
-            "RepoClosedError",
+            ErrorKind::RepoClosed,
             "the repo was closed before the document was found",
         ));
         if let AnyStorage::IndexedDb(s) = self.driver.storage() {
@@ -381,8 +378,9 @@ impl WasmRepo {
     /// Test hook: after `skip` more commits reach IndexedDB, the next one
     /// fails inside it (a put with an invalid key makes the browser throw
     /// `DataError`; the transaction is aborted, none of its writes land).
-    /// IndexedDB only.
+    /// IndexedDB only; feature `test-hooks` (not in release builds).
     #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     #[wasm_bindgen(js_name = _failCommit)]
     pub fn fail_commit(&self, skip: u32) -> Result<(), JsValue> {
         match self.driver.storage() {
@@ -394,7 +392,7 @@ impl WasmRepo {
                 Ok(())
             }
             AnyStorage::Memory(_) => Err(js_error(
-                "InvalidOptionsError",
+                ErrorKind::InvalidOptions,
                 "_failCommit needs an IndexedDB repo",
             )),
         }
@@ -444,7 +442,7 @@ impl WasmRepo {
 
     fn check_open(&self) -> Result<(), JsValue> {
         if *self.closed.borrow() {
-            Err(js_error("RepoClosedError", "the repo is closed"))
+            Err(js_error(ErrorKind::RepoClosed, "the repo is closed"))
         } else {
             Ok(())
         }
@@ -459,7 +457,8 @@ impl WasmRepo {
 
 /// Heads given as an array of hex change hashes.
 fn parse_heads(v: &JsValue) -> Result<Vec<automerge::ChangeHash>, JsValue> {
-    let bad = |detail: String| js_error("InvalidHeadsError", &format!("invalid heads: {detail}"));
+    let bad =
+        |detail: String| js_error(ErrorKind::InvalidHeads, &format!("invalid heads: {detail}"));
     let arr = v
         .dyn_ref::<Array>()
         .ok_or_else(|| bad("expected an array of hex change hashes".into()))?;
@@ -475,7 +474,7 @@ fn parse_heads(v: &JsValue) -> Result<Vec<automerge::ChangeHash>, JsValue> {
 
 fn not_open(id: &DocumentId) -> JsValue {
     js_error(
-        "DocumentUnavailableError",
+        ErrorKind::DocumentUnavailable,
         &format!("document {id} is not open in this repo (find it first)"),
     )
 }

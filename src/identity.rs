@@ -40,8 +40,26 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Event, IdbOpenDbRequest, IdbVersionChangeEvent};
 
-use crate::idb::IdbStorage;
 use holdfast_core::storage::{ResetReason, StorageError, StorageKey, StorageReset};
+
+/// The database as [`identify`] needs it: its name and single records read
+/// and written whole. The IndexedDB adapter implements it (`crate::idb`
+/// depends on this module, not the other way round).
+#[allow(async_fn_in_trait)]
+pub trait RecordStore {
+    /// The database's name.
+    fn name(&self) -> &str;
+    /// Read the stored value under `key` as it is (`undefined` if absent).
+    async fn get_value(&self, key: &StorageKey) -> Result<JsValue, StorageError>;
+    /// Store `bytes` under `key` in one strict transaction; with `add`, fail
+    /// with `Ok(false)` instead of overwriting an existing record.
+    async fn put_value(
+        &self,
+        key: &StorageKey,
+        bytes: &[u8],
+        add: bool,
+    ) -> Result<bool, StorageError>;
+}
 
 /// The key of holdfast's record about the database itself.
 pub const META_KEY: [&str; 2] = ["$holdfast", "database"];
@@ -117,7 +135,7 @@ pub struct Identity {
     pub identity: String,
     /// When that was (ms since the Unix epoch).
     pub created: u64,
-    /// Every reset detected so far, oldest first (the newest [`MAX_RESETS`]).
+    /// Every reset detected so far, oldest first (the newest `MAX_RESETS`).
     pub resets: Vec<StorageReset>,
     /// What the browser said if this open created or upgraded the database.
     pub upgrade: Option<Upgrade>,
@@ -168,7 +186,7 @@ fn reset_from_js(v: &JsValue) -> Option<StorageReset> {
 /// browser said and what the origin remembers, record a reset if there was
 /// one, and remember the identity.
 pub async fn identify(
-    storage: &IdbStorage,
+    storage: &impl RecordStore,
     upgrade: Option<Upgrade>,
 ) -> Result<Identity, StorageError> {
     let name = storage.name();
@@ -230,9 +248,12 @@ pub async fn identify(
             match storage.put_value(&meta_key(), &encode(&fresh), true).await {
                 Ok(true) => fresh,
                 Ok(false) => read(storage).await?.ok_or_else(|| {
-                    StorageError::Aborted(format!(
-                        "database {name:?}: holdfast's record vanished while it was created"
-                    ))
+                    StorageError::Aborted(
+                        format!(
+                            "database {name:?}: holdfast's record vanished while it was created"
+                        )
+                        .into(),
+                    )
                 })?,
                 Err(e) => {
                     // E.g. a full quota: the database must still open (its
@@ -273,7 +294,7 @@ fn unsaved(name: &str, e: &StorageError) {
     );
 }
 
-async fn read(storage: &IdbStorage) -> Result<Option<Identity>, StorageError> {
+async fn read(storage: &impl RecordStore) -> Result<Option<Identity>, StorageError> {
     let value = storage.get_value(&meta_key()).await?;
     if value.is_undefined() {
         return Ok(None);
@@ -317,8 +338,9 @@ fn decode(value: &JsValue) -> Option<Identity> {
 
 fn random_hex() -> Result<String, StorageError> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b)
-        .map_err(|e| StorageError::Unavailable(format!("no randomness for an identity: {e}")))?;
+    getrandom::fill(&mut b).map_err(|e| {
+        StorageError::Unavailable(format!("no randomness for an identity: {e}").into())
+    })?;
     Ok(hex::encode(b))
 }
 

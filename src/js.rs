@@ -4,7 +4,9 @@
 use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 
+use holdfast_core::error::ErrorKind;
 use holdfast_core::repo::Timestamp;
+use holdfast_core::storage::StorageError;
 
 /// The time the core is given: `Date.now()`.
 pub fn now() -> Timestamp {
@@ -16,12 +18,48 @@ pub fn random_u32() -> u32 {
     (js_sys::Math::random() * 4_294_967_296.0) as u32
 }
 
-/// A JS `Error` with a stable `name` users can switch on.
-pub fn js_error(name: &str, message: &str) -> JsValue {
+/// A JS `Error` whose `name` is `kind`'s stable name (the error table,
+/// `holdfast_core::error`).
+pub fn js_error(kind: ErrorKind, message: &str) -> JsValue {
     let e = js_sys::Error::new(message);
-    e.set_name(name);
+    e.set_name(kind.name());
     e.into()
 }
+
+/// A storage error for JS: named by its kind; when it came from a native
+/// error (IndexedDB's `DOMException`), that error's name and message become
+/// the `cause` (an `Error` with the same `name`).
+pub fn storage_error(e: &StorageError) -> JsValue {
+    let error = js_error(e.kind(), &e.to_string());
+    let cause = e.detail().and_then(|d| d.cause());
+    if let Some(cause) = cause {
+        let name = match cause.downcast_ref::<DomError>() {
+            Some(dom) => dom.name.as_str(),
+            None => "Error",
+        };
+        let c = js_sys::Error::new(&cause.to_string());
+        c.set_name(name);
+        let _ = Reflect::set(&error, &"cause".into(), &c);
+    }
+    error
+}
+
+/// A `DOMException` (or other thrown value) as a Rust error: its `name`
+/// ("QuotaExceededError", "VersionError", ...) and message. Kept as a
+/// [`StorageError`]'s source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomError {
+    pub name: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for DomError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+impl std::error::Error for DomError {}
 
 /// An ISO 8601 time for messages.
 pub fn iso_time(ms: u64) -> String {

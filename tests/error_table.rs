@@ -15,7 +15,10 @@ fn read(rel: &str) -> String {
 }
 
 fn table() -> BTreeSet<String> {
-    ErrorKind::ALL.iter().map(|k| k.name().to_string()).collect()
+    ErrorKind::ALL
+        .iter()
+        .map(|k| k.name().to_string())
+        .collect()
 }
 
 /// The quoted `...Error` names between `start` and the first `end` after it
@@ -46,7 +49,11 @@ fn expected_union() -> String {
     let mut out = String::from("export type HoldfastErrorName =\n");
     for (i, k) in ErrorKind::ALL.iter().enumerate() {
         let meaning = k.meaning().trim();
-        let end = if i + 1 == ErrorKind::ALL.len() { ";" } else { "" };
+        let end = if i + 1 == ErrorKind::ALL.len() {
+            ";"
+        } else {
+            ""
+        };
         out += &format!("  /** {meaning} */\n  | \"{}\"{end}\n", k.name());
     }
     out
@@ -80,5 +87,8 @@ fn index_js_error_names_and_the_wrappers_own_errors_are_in_the_table() {
     assert!(!thrown.is_empty(), "the scan found the wrapper's errors");
     let table = table();
     let unknown: Vec<&String> = thrown.difference(&table).collect();
-    assert!(unknown.is_empty(), "pkg/index.js throws names not in the table: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "pkg/index.js throws names not in the table: {unknown:?}"
+    );
 }

@@ -2,7 +2,7 @@
 // JS wrapper and its op recording are tested without wasm. Documents are kept
 // in the draft form (text and counters as typed values tagged with
 // Symbol.for("holdfast.type")); ops are applied by a small JS interpreter of
-// the op list described in src/ops.rs.
+// the op list described in src/ops/.
 
 import { TYPE } from "../../pkg/draft.js";
 

@@ -1,7 +1,7 @@
 //! Recorded edits, applied to an Automerge transaction.
 //!
 //! The JS wrapper records what an application's `change` callback does to a
-//! draft of the document as a list of [`Op`]s (see `src/ops.rs` for the
+//! draft of the document as a list of [`Op`]s (see `src/ops/` for the
 //! JSON shape) and the repo applies them here, inside one transaction. This
 //! part is target-independent so that it is tested natively; decoding the
 //! ops from a `JsValue` lives in `web::ops`.
