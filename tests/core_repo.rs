@@ -436,3 +436,39 @@ fn after_a_storage_reset_a_document_found_nowhere_is_lost_not_unavailable() {
     assert_eq!(r.reset(), Some(&reset));
     assert_eq!(find_in(&mut r), FindError::Lost(reset));
 }
+
+#[test]
+fn a_find_waiting_for_peers_still_settles_after_a_failed_delete() {
+    let doc = DocumentId([7; 16]);
+    let mut r = repo();
+    let find = r.find(T, doc);
+    let Some(Effect::Load { task, .. }) = drain(&mut r).first().cloned() else {
+        panic!("load expected")
+    };
+    r.load_done(T, task, Ok(Vec::new()));
+    drain(&mut r);
+    // Storage has nothing: the find waits for peers until its deadline.
+    let deadline = r.poll_timeout().expect("a find deadline");
+    let delete = r.delete(T, &doc).expect("delete accepted");
+    let effects = drain(&mut r);
+    let [(task, commit)] = commits(&effects).try_into().expect("one commit");
+    assert_eq!(commit.delete_prefixes, [StorageKey::doc_prefix(&doc)]);
+    r.commit_done(T, task, Err(StorageError::Aborted("tx aborted".into())));
+    let evs = events(&drain(&mut r));
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::ChangeFailed { change, .. } if *change == delete)),
+        "{evs:?}"
+    );
+    // The document stays; the find is not forgotten.
+    let deadline = r
+        .poll_timeout()
+        .expect("the find still has a deadline")
+        .max(deadline);
+    r.handle_timeout(deadline);
+    let failed = events(&drain(&mut r)).into_iter().find_map(|e| match e {
+        Event::FindFailed { find: f, error, .. } if f == find => Some(error),
+        _ => None,
+    });
+    assert_eq!(failed, Some(FindError::Unavailable));
+}

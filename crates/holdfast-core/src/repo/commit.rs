@@ -277,11 +277,21 @@ impl Repo {
             // The document stays, as it was; the delete is reported failed.
             if let Some(change) = doc.deleting() {
                 doc.phase = Phase::Ready;
+                let waiting = !doc.finds.is_empty() && !doc.findable();
                 self.event(Event::ChangeFailed {
                     change,
                     doc: id,
                     error: error.clone(),
                 });
+                if waiting {
+                    // Finds that waited through the delete wait for peers
+                    // again, with a deadline of their own.
+                    let deadline = self.now.plus_ms(self.cfg.find_timeout_ms);
+                    if let Some(doc) = self.docs.get_mut(&id) {
+                        doc.request(deadline);
+                    }
+                    self.request_from_peers(id);
+                }
             }
             return;
         }
