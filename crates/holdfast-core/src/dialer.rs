@@ -19,8 +19,6 @@
 //!   completed handshake ([`Dialer::peer_joined`]) and is reset by resuming
 //!   or the network coming back, which also dial at once.
 
-use std::collections::{BTreeMap, VecDeque};
-
 use crate::repo::{ConnId, Timestamp};
 
 /// Backoff bounds.
@@ -106,11 +104,11 @@ struct Link {
 pub struct Dialer {
     config: DialerConfig,
     links: Vec<Link>,
-    by_conn: BTreeMap<ConnId, usize>,
     paused: bool,
     network_up: bool,
     next_conn: u64,
-    actions: VecDeque<DialAction>,
+    /// In order; a handful at most (links are few), so a `Vec`.
+    actions: Vec<DialAction>,
 }
 
 impl Dialer {
@@ -121,11 +119,10 @@ impl Dialer {
         Self {
             config,
             links: Vec::new(),
-            by_conn: BTreeMap::new(),
             paused: false,
             network_up: true,
             next_conn: first_conn,
-            actions: VecDeque::new(),
+            actions: Vec::new(),
         }
     }
 
@@ -170,7 +167,7 @@ impl Dialer {
     /// plan the retry. `random` draws the jitter. Unknown or already closed
     /// connections are ignored.
     pub fn connection_lost(&mut self, now: Timestamp, conn: ConnId, random: u32) {
-        let Some(i) = self.by_conn.remove(&conn) else {
+        let Some(i) = self.link_of(conn) else {
             return;
         };
         let link = &mut self.links[i];
@@ -188,8 +185,8 @@ impl Dialer {
     /// The repo wants `conn` closed (it saw the peer misbehave or leave):
     /// close it and retry later as if it had been lost.
     pub fn close(&mut self, now: Timestamp, conn: ConnId, random: u32) {
-        if self.by_conn.contains_key(&conn) {
-            self.actions.push_back(DialAction::Close { conn });
+        if self.link_of(conn).is_some() {
+            self.actions.push(DialAction::Close { conn });
             self.connection_lost(now, conn, random);
         }
     }
@@ -197,7 +194,7 @@ impl Dialer {
     /// The handshake on `conn` completed with `peer`: the link is healthy,
     /// so its backoff starts over.
     pub fn peer_joined(&mut self, conn: ConnId, peer: impl Into<String>) {
-        if let Some(&i) = self.by_conn.get(&conn) {
+        if let Some(i) = self.link_of(conn) {
             let link = &mut self.links[i];
             link.attempts = 0;
             if let LinkState::Open { peer: p, .. } = &mut link.state {
@@ -208,7 +205,7 @@ impl Dialer {
 
     /// The peer on `conn` left (the connection may stay open).
     pub fn peer_left(&mut self, conn: ConnId) {
-        if let Some(&i) = self.by_conn.get(&conn) {
+        if let Some(i) = self.link_of(conn) {
             if let LinkState::Open { peer, .. } = &mut self.links[i].state {
                 *peer = None;
             }
@@ -217,7 +214,7 @@ impl Dialer {
 
     /// The peer that completed the handshake on `conn`, if any.
     pub fn peer(&self, conn: ConnId) -> Option<&str> {
-        let i = *self.by_conn.get(&conn)?;
+        let i = self.link_of(conn)?;
         match &self.links[i].state {
             LinkState::Open { peer, .. } => peer.as_deref(),
             _ => None,
@@ -248,7 +245,7 @@ impl Dialer {
 
     /// The next thing for the transport to do.
     pub fn poll_action(&mut self) -> Option<DialAction> {
-        self.actions.pop_front()
+        (!self.actions.is_empty()).then(|| self.actions.remove(0))
     }
 
     pub fn status(&self) -> Status {
@@ -269,6 +266,13 @@ impl Dialer {
         self.links[link.0].attempts
     }
 
+    /// The link whose open connection is `conn`.
+    fn link_of(&self, conn: ConnId) -> Option<usize> {
+        self.links
+            .iter()
+            .position(|l| matches!(l.state, LinkState::Open { conn: c, .. } if c == conn))
+    }
+
     fn dial(&mut self, i: usize) {
         if self.paused || !self.network_up {
             return;
@@ -280,8 +284,7 @@ impl Dialer {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         link.state = LinkState::Open { conn, peer: None };
-        self.by_conn.insert(conn, i);
-        self.actions.push_back(DialAction::Open {
+        self.actions.push(DialAction::Open {
             link: LinkId(i),
             conn,
             url: link.url.clone(),
@@ -301,8 +304,7 @@ impl Dialer {
     fn close_all(&mut self) {
         for link in &mut self.links {
             if let LinkState::Open { conn, .. } = link.state {
-                self.by_conn.remove(&conn);
-                self.actions.push_back(DialAction::Close { conn });
+                self.actions.push(DialAction::Close { conn });
             }
             link.state = LinkState::Idle;
         }
