@@ -1,6 +1,6 @@
 //! The layout's promises, checked on the source itself: no two files import
 //! each other, directly or round a longer circle (within each crate: the
-//! browser crate's `src/` and every `crates/*/src`; a file naming a module
+//! browser crate's `src/`, every `crates/*/src` and `fuzz/src`; a file naming a module
 //! that contains it, as `impl Repo` in `repo/commit.rs` names `super::Repo`,
 //! is Rust's way to split one type across files and does not count), and no
 //! source file runs
@@ -144,7 +144,7 @@ fn target<'a>(
 
 fn crate_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs = vec![root.join("src")];
+    let mut dirs = vec![root.join("src"), root.join("fuzz/src")];
     for entry in fs::read_dir(root.join("crates")).unwrap() {
         dirs.push(entry.unwrap().path().join("src"));
     }

@@ -1,5 +1,5 @@
 //! Drives a real [`Repo`] configured as a server, the way the tests do
-//! (`tests/core_net.rs`): input methods, then drain `poll_effect`, completing
+//! (`tests/net_harness`): input methods, then drain `poll_effect`, completing
 //! every `Commit` and `Load` at once against an in-memory storage image.
 
 use std::collections::BTreeMap;
