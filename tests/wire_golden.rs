@@ -47,6 +47,9 @@ fn meta_json(m: &PeerMetadata) -> Value {
         o.insert("storageId".into(), json!(s));
     }
     o.insert("isEphemeral".into(), json!(m.is_ephemeral));
+    if let Some(v) = m.holdfast {
+        o.insert("holdfast".into(), json!(v));
+    }
     Value::Object(o)
 }
 
@@ -156,6 +159,31 @@ fn message_json(m: &Message) -> Value {
                 );
             }
             put("newHeads", Value::Object(nh));
+        }
+        // holdfast's own (never sent to automerge-repo peers).
+        Message::Resume {
+            sender_id,
+            target_id,
+            since,
+            held,
+        } => {
+            put("senderId", json!(sender_id));
+            put("targetId", json!(target_id));
+            if let Some(since) = since {
+                put("since", json!(since));
+            }
+            put("data", bytes_json(held));
+        }
+        Message::Changed {
+            sender_id,
+            target_id,
+            upto,
+            docs,
+        } => {
+            put("senderId", json!(sender_id));
+            put("targetId", json!(target_id));
+            put("upto", json!(upto));
+            put("data", bytes_json(docs));
         }
     }
     Value::Object(o)

@@ -10,6 +10,7 @@
 //! and time in and effects out. The crate depends on no IO library;
 //! `scripts/check-layers.sh` holds it to that.
 
+pub mod collection;
 pub mod dialer;
 pub mod edit;
 pub mod error;

@@ -204,7 +204,7 @@ fn hashes(
 /// A Bloom filter as automerge's `BloomFilter::parse` reads it: empty, or
 /// entries, bits per entry and probes (LEB128 u32), then exactly
 /// `ceil(entries * bits / 8)` bytes of bits.
-fn check_bloom(bytes: &[u8], limits: &PeerLimits) -> Result<(), String> {
+pub(crate) fn check_bloom(bytes: &[u8], limits: &PeerLimits) -> Result<(), String> {
     if bytes.is_empty() {
         return Ok(());
     }

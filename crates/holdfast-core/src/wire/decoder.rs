@@ -27,6 +27,8 @@ const KNOWN_KEYS: &[&str] = &[
     "add",
     "remove",
     "newHeads",
+    "since",
+    "upto",
 ];
 
 /// The known fields of one frame; a repeated key keeps its last value, as a
@@ -93,6 +95,10 @@ impl Fields {
                 (Val::Text(k), Val::Absent) if k == "isEphemeral" => m.is_ephemeral = false,
                 (Val::Text(k), _) if k == "isEphemeral" => {
                     return Err(wrong("peerMetadata.isEphemeral", "a boolean"))
+                }
+                // Any other value is a peer that does not speak it.
+                (Val::Text(k), v) if k == "holdfast" => {
+                    m.holdfast = as_uint(v, "peerMetadata.holdfast").ok()
                 }
                 _ => {} // unknown metadata key
             }
@@ -267,6 +273,21 @@ pub fn decode(frame: &[u8], limits: &DecodeLimits) -> Result<Message, DecodeErro
             target_id: f.req_str("targetId")?,
             document_id: f.req_doc_id()?,
             new_heads: f.new_heads()?,
+        },
+        "holdfast-resume" => Message::Resume {
+            sender_id: f.req_str("senderId")?,
+            target_id: f.req_str("targetId")?,
+            since: match f.take("since") {
+                Some(v) => Some(as_uint(v, "since")?),
+                None => None,
+            },
+            held: f.req_bytes("data")?,
+        },
+        "holdfast-changed" => Message::Changed {
+            sender_id: f.req_str("senderId")?,
+            target_id: f.req_str("targetId")?,
+            upto: as_uint(f.req("upto")?, "upto")?,
+            docs: f.req_bytes("data")?,
         },
         _ => return Err(DecodeError::UnknownType(ty)),
     })

@@ -60,11 +60,15 @@ fn kv_str_array(e: &mut Enc, k: &str, v: &[String]) -> Result<(), EncodeError> {
 
 fn peer_metadata(e: &mut Enc, m: &PeerMetadata) -> Result<(), EncodeError> {
     e.str("peerMetadata")?;
-    e.map(if m.storage_id.is_some() { 2 } else { 1 })?;
+    e.map(1 + u64::from(m.storage_id.is_some()) + u64::from(m.holdfast.is_some()))?;
     if let Some(s) = &m.storage_id {
         kv_str(e, "storageId", s)?;
     }
     e.str("isEphemeral")?.bool(m.is_ephemeral)?;
+    if let Some(v) = m.holdfast {
+        e.str("holdfast")?;
+        js_uint(e, v)?;
+    }
     Ok(())
 }
 
@@ -186,6 +190,36 @@ fn encode_into(msg: &Message, e: &mut Enc) -> Result<(), EncodeError> {
                 e.str("timestamp")?;
                 js_uint(e, *timestamp)?;
             }
+        }
+        Message::Resume {
+            sender_id,
+            target_id,
+            since,
+            held,
+        } => {
+            e.map(4 + u64::from(since.is_some()))?;
+            kv_str(e, "type", ty)?;
+            kv_str(e, "senderId", sender_id)?;
+            kv_str(e, "targetId", target_id)?;
+            if let Some(since) = since {
+                e.str("since")?;
+                js_uint(e, *since)?;
+            }
+            e.str("data")?.bytes(held)?;
+        }
+        Message::Changed {
+            sender_id,
+            target_id,
+            upto,
+            docs,
+        } => {
+            e.map(5)?;
+            kv_str(e, "type", ty)?;
+            kv_str(e, "senderId", sender_id)?;
+            kv_str(e, "targetId", target_id)?;
+            e.str("upto")?;
+            js_uint(e, *upto)?;
+            e.str("data")?.bytes(docs)?;
         }
     }
     Ok(())

@@ -11,6 +11,9 @@ pub type PeerId = String;
 pub struct PeerMetadata {
     pub storage_id: Option<String>,
     pub is_ephemeral: bool,
+    /// `holdfast`: the version of holdfast's collection exchange the peer
+    /// speaks (absent for automerge-repo peers, which ignore the key).
+    pub holdfast: Option<u64>,
 }
 
 /// Every message type automerge-repo 2.5.6 sends over its WebSocket adapter.
@@ -69,6 +72,26 @@ pub enum Message {
         /// storageId -> (heads as bs58check strings, timestamp)
         new_heads: Vec<(String, Vec<String>, u64)>,
     },
+    /// `holdfast-resume` (client to server, only between peers that both
+    /// advertised `peerMetadata.holdfast`): which documents changed on the
+    /// server since sequence number `since` (all, without it), among those
+    /// in `held`, a [`crate::collection::HeldFilter`].
+    Resume {
+        sender_id: PeerId,
+        target_id: PeerId,
+        since: Option<u64>,
+        held: Vec<u8>,
+    },
+    /// `holdfast-changed` (server to client): the held documents whose
+    /// durable heads advanced after the resume's `since` (or, later, live),
+    /// with those heads ([`crate::collection::encode_changed`]), and the
+    /// server's sequence number they bring the client to.
+    Changed {
+        sender_id: PeerId,
+        target_id: PeerId,
+        upto: u64,
+        docs: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -85,6 +108,8 @@ impl Message {
             Message::Ephemeral { .. } => "ephemeral",
             Message::RemoteSubscriptionChange { .. } => "remote-subscription-change",
             Message::RemoteHeadsChanged { .. } => "remote-heads-changed",
+            Message::Resume { .. } => "holdfast-resume",
+            Message::Changed { .. } => "holdfast-changed",
         }
     }
 }

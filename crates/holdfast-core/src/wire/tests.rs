@@ -19,6 +19,7 @@ fn samples() -> Vec<Message> {
     let meta = PeerMetadata {
         storage_id: Some("3760df37-a4c6-4f66-9ecd-732039a9385d".into()),
         is_ephemeral: false,
+        holdfast: None,
     };
     vec![
         Message::Join {
@@ -31,6 +32,7 @@ fn samples() -> Vec<Message> {
             peer_metadata: PeerMetadata {
                 storage_id: None,
                 is_ephemeral: true,
+                holdfast: None,
             },
             supported_protocol_versions: vec![],
         },
@@ -114,7 +116,8 @@ fn decodes_cbor_x_join() {
             sender_id: "peer-abc".into(),
             peer_metadata: PeerMetadata {
                 storage_id: None,
-                is_ephemeral: false
+                is_ephemeral: false,
+                holdfast: None,
             },
             supported_protocol_versions: vec!["1".into()],
         })
@@ -153,12 +156,16 @@ fn arb_string() -> impl Strategy<Value = String> {
 }
 
 fn arb_meta() -> impl Strategy<Value = PeerMetadata> {
-    (proptest::option::of(arb_string()), any::<bool>()).prop_map(|(storage_id, is_ephemeral)| {
-        PeerMetadata {
+    (
+        proptest::option::of(arb_string()),
+        any::<bool>(),
+        proptest::option::of(0u64..(1 << 53)),
+    )
+        .prop_map(|(storage_id, is_ephemeral, holdfast)| PeerMetadata {
             storage_id,
             is_ephemeral,
-        }
-    })
+            holdfast,
+        })
 }
 
 fn arb_doc() -> impl Strategy<Value = DocumentId> {

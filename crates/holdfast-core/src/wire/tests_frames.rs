@@ -168,7 +168,8 @@ fn accepts_indefinite_lengths() {
             sender_id: "c".into(),
             peer_metadata: PeerMetadata {
                 storage_id: None,
-                is_ephemeral: true
+                is_ephemeral: true,
+                holdfast: None,
             },
             supported_protocol_versions: vec!["1".into(), "2".into()],
         })
