@@ -94,6 +94,8 @@ fn simulation_with_crashes_failures_and_a_faulty_network() {
                         t.frames += st.frames;
                         t.commits += st.commits;
                         t.synced += st.synced;
+                        t.resumes += st.resumes;
+                        t.listed += st.listed;
                     }
                     Err(e) => {
                         eprintln!("simulation failed: seed {seed}: {e}\n  replay with HOLDFAST_SEED={seed}");
@@ -105,8 +107,8 @@ fn simulation_with_crashes_failures_and_a_faulty_network() {
     });
     let t = totals.into_inner().unwrap();
     println!(
-        "simulated {} seeds: {} local changes ({} durable, {} failed), {} commits, {} commit failures, {} crashes, {} frames, {} on-server confirmations",
-        seeds.len(), t.changes, t.durable, t.failed, t.commits, t.commit_failures, t.crashes, t.frames, t.synced
+        "simulated {} seeds: {} local changes ({} durable, {} failed), {} commits, {} commit failures, {} crashes, {} frames, {} on-server confirmations, {} resumes, {} documents listed as changed",
+        seeds.len(), t.changes, t.durable, t.failed, t.commits, t.commit_failures, t.crashes, t.frames, t.synced, t.resumes, t.listed
     );
     let failed = failures.into_inner().unwrap();
     assert!(

@@ -25,6 +25,7 @@ impl World {
             self.connect(l)?;
         }
         self.run_quiet(200_000)?;
+        self.check_stores_converged()?;
         let now = Timestamp(self.now);
         let docs = self.docs.clone();
         for c in 1..self.nodes.len() {
@@ -108,6 +109,29 @@ impl World {
                     self.nodes[0].repo.as_ref().and_then(|r| r.durable_doc(d)).map(|x| x.get_heads()),
                     repo.debug_doc(d),
                     self.nodes[0].repo.as_ref().map(|r| r.debug_doc(d)).unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Every document in every client's storage, open or not, is in the
+    /// server's storage with the same heads: the collection exchange alone
+    /// (no `find`) brought every stored copy up to date both ways.
+    fn check_stores_converged(&mut self) -> Result<(), Fail> {
+        let docs = self.docs.clone();
+        for d in &docs {
+            let server = self.nodes[0].storage.image_doc(d).get_heads();
+            for c in 1..self.nodes.len() {
+                let mine = self.nodes[c].storage.image_doc(d).get_heads();
+                if mine.is_empty() {
+                    continue;
+                }
+                check!(
+                    mine == server,
+                    "{}: stored {d} has heads {mine:?}, the server's store {server:?} after the run went quiet (open here: {})",
+                    self.nodes[c].name,
+                    self.nodes[c].open.contains(d)
                 );
             }
         }

@@ -37,6 +37,33 @@ impl World {
     pub(super) fn check_frame(&mut self, n: usize, frame: &[u8]) -> Result<(), Fail> {
         let msg = wire::decode(frame, &DecodeLimits::default())
             .map_err(|e| format!("core sent an undecodable frame: {e}"))?;
+        if let wire::Message::Changed { upto, docs, .. } = &msg {
+            // A list never names heads that are not on the sender's disk.
+            let listed = holdfast_core::collection::decode_changed(docs)
+                .map_err(|e| format!("core sent a bad holdfast-changed: {e}"))?;
+            self.stats.listed += listed.len() as u64;
+            if std::env::var("HOLDFAST_SEED").is_ok() {
+                let line = format!(
+                    "{} sends holdfast-changed upto {upto}: {} listed",
+                    self.nodes[n].name,
+                    listed.len()
+                );
+                self.log(line);
+            }
+            for (doc, heads) in listed {
+                self.check_durable(n, doc, &heads, "a holdfast-changed list")?;
+            }
+        }
+        if let wire::Message::Resume { since, .. } = &msg {
+            self.stats.resumes += 1;
+            if std::env::var("HOLDFAST_SEED").is_ok() {
+                let line = format!(
+                    "{} sends holdfast-resume since {since:?}",
+                    self.nodes[n].name
+                );
+                self.log(line);
+            }
+        }
         if let wire::Message::Sync {
             document_id, data, ..
         } = msg

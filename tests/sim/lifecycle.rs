@@ -4,7 +4,7 @@ use holdfast_core::id::DocumentId;
 use holdfast_core::repo::*;
 use rand::RngExt;
 
-use super::{new_config, Fail, Job, World};
+use super::{new_repo, Fail, Job, World};
 
 impl World {
     pub fn connect(&mut self, l: usize) -> Result<(), Fail> {
@@ -90,14 +90,20 @@ impl World {
         }
         let name = self.nodes[n].name.clone();
         let server = self.nodes[n].server;
-        let cfg = new_config(&mut self.rng, &name, server);
-        self.nodes[n].repo = Some(Repo::new(cfg));
+        let repo = new_repo(&mut self.rng, &name, server, &self.nodes[n].storage);
+        self.nodes[n].repo = Some(repo);
         self.log(format!("{name} restarted"));
         let open: Vec<DocumentId> = self.nodes[n].open.iter().copied().collect();
         self.nodes[n].open.clear();
         let now = Timestamp(self.now);
         for doc in open {
-            self.nodes[n].repo.as_mut().expect("up").find(now, doc);
+            // The application opens some of what it had open; the rest stays
+            // in storage, kept up to date by the collection exchange alone.
+            if self.rng.random_bool(0.5) {
+                self.nodes[n].repo.as_mut().expect("up").find(now, doc);
+            } else {
+                self.log(format!("{name} leaves {doc} closed"));
+            }
         }
         self.pump(n)?;
         for l in 0..self.links.len() {

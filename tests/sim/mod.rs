@@ -144,6 +144,10 @@ pub struct Stats {
     pub frames: u64,
     pub commits: u64,
     pub synced: u64,
+    /// `holdfast-resume` messages sent, and documents listed in
+    /// `holdfast-changed` (the collection exchange at work).
+    pub resumes: u64,
+    pub listed: u64,
 }
 
 fn new_config(rng: &mut ChaCha8Rng, name: &str, server: bool) -> RepoConfig {
@@ -160,6 +164,21 @@ fn new_config(rng: &mut ChaCha8Rng, name: &str, server: bool) -> RepoConfig {
     cfg
 }
 
+/// A repo on `storage`'s durable image, taking part in the collection
+/// exchange from the index records it holds (as every adapter does at open).
+fn new_repo(rng: &mut ChaCha8Rng, name: &str, server: bool, storage: &SimStorage) -> Repo {
+    let mut repo = Repo::new(new_config(rng, name, server));
+    let prefix = holdfast_core::collection::prefix();
+    let records = storage
+        .image
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    repo.restore_collection(records);
+    repo
+}
+
 impl World {
     pub fn new(seed: u64, clients: usize, faults: Faults) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -171,11 +190,11 @@ impl World {
             } else {
                 format!("c{i}")
             };
-            let cfg = new_config(&mut rng, &name, server);
+            let storage = SimStorage::default();
             nodes.push(Node {
+                repo: Some(new_repo(&mut rng, &name, server, &storage)),
                 name,
-                repo: Some(Repo::new(cfg)),
-                storage: SimStorage::default(),
+                storage,
                 server,
                 reported: BTreeMap::new(),
                 open: BTreeSet::new(),

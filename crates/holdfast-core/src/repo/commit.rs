@@ -14,6 +14,7 @@ pub(super) struct InFlight {
     task: TaskId,
     batch: u64,
     docs: Vec<DocBatch>,
+    collection: Option<super::collection::Batch>,
 }
 
 /// What one commit does for one document.
@@ -134,12 +135,26 @@ impl Repo {
         for (id, panic) in broken {
             self.set_aside(id, None, &panic);
         }
-        if docs.is_empty() {
+        if docs.is_empty() && !self.collection.needs_commit() {
+            return;
+        }
+        let advanced = docs
+            .iter()
+            .filter_map(|b| Some((b.doc, b.incremental.as_ref()?.2.clone())))
+            .collect();
+        let removed = docs.iter().filter(|b| b.delete).map(|b| b.doc).collect();
+        let collection = self.collection.stage(&mut commit, advanced, removed);
+        if commit.is_empty() {
             return;
         }
         self.next_batch += 1;
         let task = self.task();
-        self.in_flight = Some(InFlight { task, batch, docs });
+        self.in_flight = Some(InFlight {
+            task,
+            batch,
+            docs,
+            collection,
+        });
         self.effects.push_back(Effect::Commit { task, commit });
     }
 
@@ -152,11 +167,20 @@ impl Repo {
         };
         match result {
             Ok(()) => {
+                if let Some(c) = &inflight.collection {
+                    self.collection.committed(c);
+                }
                 for b in inflight.docs {
                     self.commit_succeeded(inflight.batch, b);
                 }
+                if let Some(c) = &inflight.collection {
+                    self.notify_committed(c);
+                }
             }
             Err(error) => {
+                if let Some(c) = inflight.collection {
+                    self.collection.failed(c);
+                }
                 let ids: Vec<DocumentId> = inflight.docs.iter().map(|b| b.doc).collect();
                 for b in inflight.docs {
                     self.commit_failed(b, &error);
@@ -180,6 +204,7 @@ impl Repo {
                 self.fail_finds_of(doc.finds, id);
             }
             self.event(Event::DocDeleted { doc: id });
+            self.collection_settled(id);
             return;
         }
         let Some(doc) = self.docs.get_mut(&id) else {
@@ -265,6 +290,7 @@ impl Repo {
         }
         self.resolve_finds(id);
         self.sync_doc(id);
+        self.collection_settled(id);
     }
 
     fn commit_failed(&mut self, b: DocBatch, error: &StorageError) {
@@ -381,6 +407,7 @@ impl Repo {
             self.request_from_peers(id);
         }
         self.sync_doc(id);
+        self.collection_settled(id);
     }
 }
 

@@ -15,9 +15,11 @@
 //! completes.
 
 mod admit;
+mod collection;
 mod commit;
 mod doc;
 mod docs;
+mod exchange;
 mod guard;
 mod net;
 mod ops_check;
@@ -56,6 +58,8 @@ pub struct Repo {
     /// The store lost data it had once made durable: a document found
     /// nowhere fails with [`FindError::Lost`], not `Unavailable`.
     reset: Option<StorageReset>,
+    /// The collection index and exchange (off until `restore_collection`).
+    collection: collection::Collection,
 }
 
 impl Repo {
@@ -76,6 +80,7 @@ impl Repo {
             ephemeral_seen: BTreeMap::new(),
             ephemeral_count: 0,
             reset: None,
+            collection: collection::Collection::default(),
         }
     }
 
@@ -94,11 +99,15 @@ impl Repo {
 
     /// The earliest time [`Repo::handle_timeout`] should be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.docs.values().filter_map(Doc::find_deadline).min()
+        let finds = self.docs.values().filter_map(Doc::find_deadline).min();
+        finds.into_iter().chain(self.collection.due).min()
     }
 
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.now = now;
+        if self.collection.due.is_some_and(|t| t <= now) {
+            self.collection.force();
+        }
         let expired: Vec<DocumentId> = self
             .docs
             .values()
@@ -285,7 +294,7 @@ impl Repo {
 
     /// No commit in flight and nothing waiting to be committed.
     pub fn is_idle(&self) -> bool {
-        self.in_flight.is_none() && !self.docs.any_needs_commit()
+        self.in_flight.is_none() && !self.docs.any_needs_commit() && !self.collection.needs_commit()
     }
 
     /// The document's complete durable history, loadable by `Automerge::load`.

@@ -37,6 +37,7 @@ impl Repo {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
+        self.collection.links.remove(&conn);
         let mut check = Vec::new();
         for doc in self.docs.values_mut() {
             doc.peers.remove(&conn);
@@ -152,6 +153,16 @@ impl Repo {
                 sender_id,
                 target_id,
                 ..
+            }
+            | Message::Resume {
+                sender_id,
+                target_id,
+                ..
+            }
+            | Message::Changed {
+                sender_id,
+                target_id,
+                ..
             } => (Some(sender_id), target_id),
             // Relayed ephemeral messages keep their original sender.
             Message::Ephemeral { target_id, .. } => (None, target_id),
@@ -229,6 +240,8 @@ impl Repo {
                     &data,
                 );
             }
+            Message::Resume { since, held, .. } => self.handle_resume(conn, since, held),
+            Message::Changed { upto, docs, .. } => self.handle_changed(conn, upto, docs),
             // Remote-heads gossip: tolerated, not used yet.
             _ => {}
         }
@@ -241,8 +254,9 @@ impl Repo {
         self.event(Event::PeerConnected {
             conn,
             peer_id,
-            metadata,
+            metadata: metadata.clone(),
         });
+        let taken = self.collection_opened(conn, &metadata);
         let ids: Vec<DocumentId> = self.docs.keys().copied().collect();
         for id in ids {
             let doc = self.docs.get_mut(&id).expect("listed");
@@ -250,8 +264,9 @@ impl Repo {
                 continue;
             }
             let finding = !doc.finds.is_empty() && doc.durable.get_heads().is_empty();
-            if finding || (self.cfg.announce && !doc.durable.get_heads().is_empty()) {
-                doc.peers.entry(conn).or_default();
+            let announce = !taken && self.cfg.announce && !doc.durable.get_heads().is_empty();
+            if (finding || announce) && !doc.peers.contains_key(&conn) {
+                doc.peers.insert(conn, Default::default());
                 self.send_sync(id, conn);
             }
         }
@@ -315,6 +330,10 @@ impl Repo {
             .filter(|(_, c)| c.peer.is_some())
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    pub(super) fn conn_direction(&self, conn: ConnId) -> Option<Direction> {
+        self.conns.get(&conn).map(|c| c.dir)
     }
 
     pub(super) fn peer_id(&self, conn: ConnId) -> PeerId {

@@ -79,6 +79,10 @@ impl Repo {
         chunks: Option<Vec<Vec<ChangeInfo>>>,
     ) {
         let next_batch = self.next_batch;
+        if !self.docs.contains_key(&id) {
+            return;
+        }
+        self.note_server_heads(conn, id, &msg.heads);
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
@@ -175,17 +179,27 @@ impl Repo {
     pub(super) fn sync_doc(&mut self, id: DocumentId) {
         let open = self.open_conns();
         let announce = self.cfg.announce;
-        let Some(doc) = self.docs.get_mut(&id) else {
+        let Some(doc) = self.docs.get(&id) else {
             return;
         };
         if !doc.loaded() {
             return;
         }
         if announce && !doc.durable.get_heads().is_empty() {
-            for conn in &open {
-                doc.peers.entry(*conn).or_default();
+            let fresh: Vec<ConnId> = open
+                .into_iter()
+                .filter(|c| !doc.peers.contains_key(c))
+                .collect();
+            for conn in fresh {
+                let state = self.peer_state(conn, id);
+                self.docs
+                    .get_mut(&id)
+                    .expect("present")
+                    .peers
+                    .insert(conn, state);
             }
         }
+        let doc = self.docs.get_mut(&id).expect("present");
         let conns: Vec<ConnId> = doc.peers.keys().copied().collect();
         for conn in conns {
             self.send_sync(id, conn);

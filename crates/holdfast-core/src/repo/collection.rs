@@ -1,0 +1,273 @@
+//! The collection index in memory and what each commit writes of it (see
+//! [`crate::collection`] for the records and `docs/design.md` §5b for the
+//! exchange built on it, in `exchange`).
+//!
+//! Invariants:
+//! - `entries[id].seq`/`heads` and `durable_seq` change only when the commit
+//!   that wrote them completed ([`Collection::committed`]): whatever the
+//!   server lists or a client compares is on disk.
+//! - Every commit that gives out sequence numbers also writes the highest
+//!   one given out, so after a restart numbers keep growing even if the
+//!   document that held the highest was deleted.
+//! - A cursor or `synced` change that failed to commit is written again by
+//!   a later commit; either may lag, never lead: a cursor only moves once
+//!   the documents listed up to it are durable here.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use automerge::ChangeHash;
+
+use super::types::{ConnId, Timestamp};
+use crate::collection::{self, HeldFilter, IndexEntry, Record};
+use crate::id::DocumentId;
+use crate::storage::Commit;
+
+/// How long an advanced cursor or newly acknowledged heads may wait for
+/// another commit to carry them before they are written on their own.
+pub(super) const DELAY_MS: u64 = 500;
+
+#[derive(Default)]
+pub(super) struct Collection {
+    /// Set by [`super::Repo::restore_collection`]; off, nothing here is used.
+    pub on: bool,
+    pub storage_id: Option<String>,
+    storage_id_unwritten: bool,
+    /// The highest sequence number that is durable.
+    pub durable_seq: u64,
+    next_seq: u64,
+    pub entries: BTreeMap<DocumentId, IndexEntry>,
+    pub by_seq: BTreeMap<u64, DocumentId>,
+    /// Entries whose `synced` changed since they were last written.
+    stale: BTreeSet<DocumentId>,
+    /// Per server storage id: how far its change sequence is taken.
+    pub cursors: BTreeMap<String, u64>,
+    stale_cursors: BTreeSet<String>,
+    /// When stale cursors and entries are written even if nothing else
+    /// commits.
+    pub due: Option<Timestamp>,
+    forced: bool,
+    pub links: BTreeMap<ConnId, Link>,
+}
+
+/// A connection to a peer that speaks the collection exchange.
+pub(super) enum Link {
+    /// We are the client of server `storage_id`. `waiting`: per
+    /// `holdfast-changed` received, in order, its `upto` and the listed
+    /// documents (with the listed heads) not yet durable here.
+    Server {
+        storage_id: String,
+        waiting: VecDeque<(u64, BTreeMap<DocumentId, Vec<ChangeHash>>)>,
+    },
+    /// We serve a client; `held` arrives with its `holdfast-resume`.
+    Client { held: Option<HeldFilter> },
+}
+
+/// What one commit writes for the collection; applied when it completes.
+#[derive(Default)]
+pub(super) struct Batch {
+    /// Documents whose durable heads this commit advances, with their new
+    /// sequence number and heads.
+    advanced: Vec<(DocumentId, u64, Vec<ChangeHash>)>,
+    removed: Vec<DocumentId>,
+    /// Entries and cursors written only because they were stale.
+    stale: Vec<DocumentId>,
+    cursors: Vec<String>,
+    storage_id: bool,
+}
+
+impl Batch {
+    pub fn advanced_ids(&self) -> impl Iterator<Item = DocumentId> + '_ {
+        self.advanced.iter().map(|(id, _, _)| *id)
+    }
+}
+
+impl Collection {
+    /// Load the records of [`collection::prefix`]. `candidate`: the storage id
+    /// to adopt (and write) if the store has none yet.
+    pub fn restore(
+        &mut self,
+        records: Vec<(crate::storage::StorageKey, Vec<u8>)>,
+        candidate: &str,
+    ) {
+        self.on = true;
+        for (key, value) in records {
+            match Record::parse(&key, &value) {
+                None => {}
+                Some(Err(e)) => {
+                    tracing::warn!(%key, error = %e, "ignoring an unreadable index record")
+                }
+                Some(Ok(Record::Entry(id, e))) => {
+                    self.durable_seq = self.durable_seq.max(e.seq);
+                    if e.seq > 0 {
+                        self.by_seq.insert(e.seq, id);
+                    }
+                    self.entries.insert(id, e);
+                }
+                Some(Ok(Record::Seq(n))) => self.durable_seq = self.durable_seq.max(n),
+                Some(Ok(Record::StorageId(s))) => self.storage_id = Some(s),
+                Some(Ok(Record::Cursor(sid, n))) => {
+                    self.cursors.insert(sid, n);
+                }
+            }
+        }
+        self.next_seq = self.durable_seq + 1;
+        if self.storage_id.is_none() {
+            self.storage_id = Some(candidate.to_string());
+            self.storage_id_unwritten = true;
+        }
+    }
+
+    /// The documents held here: every entry with durable heads.
+    pub fn held(&self) -> impl Iterator<Item = (&DocumentId, &IndexEntry)> {
+        self.entries.iter().filter(|(_, e)| !e.heads.is_empty())
+    }
+
+    /// Whether something of the collection must be written even if no
+    /// document is.
+    pub fn needs_commit(&self) -> bool {
+        let stale = !self.stale_cursors.is_empty() || !self.stale.is_empty();
+        self.on && (self.storage_id_unwritten || (self.forced && stale))
+    }
+
+    /// Server `sid` advertised `heads` for `id` (durable there).
+    pub fn note_synced(&mut self, id: DocumentId, sid: &str, heads: &[ChangeHash], now: Timestamp) {
+        if !self.on || heads.is_empty() {
+            return;
+        }
+        let e = self.entries.entry(id).or_default();
+        if e.synced.get(sid).map(Vec::as_slice) != Some(heads) {
+            e.synced.insert(sid.to_string(), heads.to_vec());
+            self.stale.insert(id);
+            self.due.get_or_insert(now.plus_ms(DELAY_MS));
+        }
+    }
+
+    /// A loaded document has no entry (stored before the index existed):
+    /// give it one, written with the next commit.
+    pub fn adopt(&mut self, id: DocumentId, heads: Vec<ChangeHash>) {
+        if !self.on || heads.is_empty() {
+            return;
+        }
+        let e = self.entries.entry(id).or_default();
+        if e.heads.is_empty() {
+            e.heads = heads;
+            self.stale.insert(id);
+        }
+    }
+
+    /// Forget a document that is not in storage after all.
+    pub fn forget(&mut self, id: &DocumentId) {
+        if let Some(e) = self.entries.remove(id) {
+            self.by_seq.remove(&e.seq);
+        }
+        self.stale.remove(id);
+    }
+
+    pub fn advance_cursor(&mut self, sid: &str, upto: u64, now: Timestamp) {
+        let c = self.cursors.entry(sid.to_string()).or_default();
+        if upto > *c {
+            *c = upto;
+            self.stale_cursors.insert(sid.to_string());
+            self.due.get_or_insert(now.plus_ms(DELAY_MS));
+        }
+    }
+
+    /// Write stale cursors and entries now (a timer fired, or the repo is
+    /// closing).
+    pub fn force(&mut self) {
+        self.forced = true;
+        self.due = None;
+    }
+
+    /// Add to `commit` what the collection writes with it: an entry with a
+    /// new sequence number for each document in `advanced` (new durable
+    /// heads), the removal of each in `removed`, stale entries and cursors,
+    /// the counter and the storage id.
+    pub fn stage(
+        &mut self,
+        commit: &mut Commit,
+        advanced: Vec<(DocumentId, Vec<ChangeHash>)>,
+        removed: Vec<DocumentId>,
+    ) -> Option<Batch> {
+        if !self.on {
+            return None;
+        }
+        let mut b = Batch::default();
+        for (id, heads) in advanced {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let mut e = self.entries.get(&id).cloned().unwrap_or_default();
+            e.seq = seq;
+            e.heads.clone_from(&heads);
+            commit.puts.push((collection::entry_key(&id), e.encode()));
+            self.stale.remove(&id);
+            b.advanced.push((id, seq, heads));
+        }
+        for id in removed {
+            commit.deletes.push(collection::entry_key(&id));
+            self.stale.remove(&id);
+            b.removed.push(id);
+        }
+        for id in std::mem::take(&mut self.stale) {
+            match self.entries.get(&id).filter(|e| !e.heads.is_empty()) {
+                Some(e) => {
+                    commit.puts.push((collection::entry_key(&id), e.encode()));
+                    b.stale.push(id);
+                }
+                // Not durable here yet: written with the document.
+                None => {}
+            }
+        }
+        if !b.advanced.is_empty() {
+            commit.puts.push((
+                collection::seq_key(),
+                collection::encode_u64(self.next_seq - 1),
+            ));
+        }
+        if !commit.is_empty() || self.forced {
+            for sid in std::mem::take(&mut self.stale_cursors) {
+                let n = self.cursors.get(&sid).copied().unwrap_or_default();
+                commit
+                    .puts
+                    .push((collection::cursor_key(&sid), collection::encode_u64(n)));
+                b.cursors.push(sid);
+            }
+            self.due = None;
+            self.forced = false;
+        }
+        if std::mem::take(&mut self.storage_id_unwritten) {
+            let sid = self.storage_id.clone().unwrap_or_default();
+            commit
+                .puts
+                .push((collection::storage_id_key(), sid.into_bytes()));
+            b.storage_id = true;
+        }
+        Some(b)
+    }
+
+    /// The commit holding `b` completed.
+    pub fn committed(&mut self, b: &Batch) {
+        for (id, seq, heads) in &b.advanced {
+            let e = self.entries.entry(*id).or_default();
+            if e.seq > 0 {
+                self.by_seq.remove(&e.seq);
+            }
+            e.seq = *seq;
+            e.heads.clone_from(heads);
+            self.by_seq.insert(*seq, *id);
+            self.durable_seq = self.durable_seq.max(*seq);
+        }
+        for id in &b.removed {
+            self.forget(id);
+        }
+    }
+
+    /// The commit holding `b` failed: what it wrote for the collection is
+    /// written by a later one.
+    pub fn failed(&mut self, b: Batch) {
+        self.stale.extend(b.stale);
+        self.stale.extend(b.advanced.iter().map(|(id, _, _)| *id));
+        self.stale_cursors.extend(b.cursors);
+        self.storage_id_unwritten |= b.storage_id;
+    }
+}
