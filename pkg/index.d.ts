@@ -184,6 +184,18 @@ export interface RepoEvents {
   status: (e: { status: ConnectionStatus }) => void;
   "storage-error": (e: { error: HoldfastError; documentIds: DocumentId[] }) => void;
   "storage-repaired": (e: StorageRepairedEvent) => void;
+  /** A document's durable state advanced: every document in storage, open
+   * or not (documents changed by other devices arrive on reconnect without
+   * being opened). Fires only once the change is durable. */
+  change: (e: RepoChangeEvent) => void;
+}
+
+export interface RepoChangeEvent {
+  documentId: DocumentId;
+  url: AutomergeUrl;
+  /** The new durable heads. */
+  heads: Heads;
+  source: "local" | "remote" | "both";
 }
 
 export class DocHandle<T = Record<string, unknown>> {

@@ -506,8 +506,12 @@ export class Repo extends Emitter {
   #dispatch(ev) {
     switch (ev?.type) {
       case "change": {
+        if (this.#closed) return;
+        if (this.listenerCount("change") > 0) {
+          this.emit("change", { documentId: ev.documentId, url: toUrl(ev.documentId), heads: ev.heads, source: ev.source });
+        }
         const h = this.#handles.get(ev.documentId);
-        if (this.#closed || !h || h.listenerCount("change") === 0) return;
+        if (!h || h.listenerCount("change") === 0) return;
         // The durable document at the event's heads: exactly what is on
         // disk, never an edit made since that is not yet saved.
         let doc;

@@ -154,7 +154,14 @@ impl WasmRepo {
         {
             cfg.compact_after = n as usize;
         }
+        // The collection index (docs/design.md §5b): one range read, not
+        // every document.
+        let records = storage
+            .range(&holdfast_core::collection::prefix())
+            .await
+            .map_err(|e| storage_error(&e))?;
         let mut core = Repo::new(cfg);
+        core.restore_collection(records);
         if let Some(reset) = reset {
             core.storage_reset(reset);
         }
@@ -353,6 +360,9 @@ impl WasmRepo {
         if self.closed.replace(true) {
             return Ok(());
         }
+        // Cursors and acknowledged heads the collection keeps in memory for
+        // a moment are written now, so the next start resumes from them.
+        self.driver.with_repo(Repo::persist_collection);
         wasm_bindgen_futures::JsFuture::from(self.driver.when_idle()).await?;
         self.driver.go_offline();
         self.driver.cancel_timer();

@@ -65,7 +65,20 @@ pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io:
         max_frame_size: config.max_frame,
     };
     cfg.validate_peer_input = config.validate_peer_input;
-    let repo = Repo::new(cfg);
+    // Adopted as the store's id if it has none yet (then kept for its life).
+    cfg.metadata.storage_id = Some(format!("holdfast-server-{}", random_hex::<16>()));
+    // The collection index: which document changed at which sequence number
+    // (docs/design.md §5b), read once at start.
+    let records = storage
+        .range(&holdfast_core::collection::prefix())
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot read the collection index: {e}")))?;
+    let mut repo = Repo::new(cfg);
+    repo.restore_collection(records);
+    tracing::info!(
+        storage_id = repo.config().metadata.storage_id.as_deref().unwrap_or(""),
+        "collection index loaded"
+    );
 
     let (tx, rx) = mpsc::unbounded_channel();
     let driver = tokio::task::spawn_local(driver::run(repo, Rc::new(storage), tx.clone(), rx));
