@@ -60,6 +60,8 @@ pub struct Repo {
     reset: Option<StorageReset>,
     /// The collection index and exchange (off until `restore_collection`).
     collection: collection::Collection,
+    /// Frames received that decoded, per message type (for metrics).
+    received: BTreeMap<&'static str, u64>,
 }
 
 impl Repo {
@@ -81,11 +83,17 @@ impl Repo {
             ephemeral_count: 0,
             reset: None,
             collection: collection::Collection::default(),
+            received: BTreeMap::new(),
         }
     }
 
     pub fn config(&self) -> &RepoConfig {
         &self.cfg
+    }
+
+    /// How many frames of each message type arrived (and decoded) so far.
+    pub fn received(&self) -> &BTreeMap<&'static str, u64> {
+        &self.received
     }
 
     /// The next effect to perform. When nothing else is queued, this builds

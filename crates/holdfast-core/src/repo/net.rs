@@ -65,6 +65,7 @@ impl Repo {
             Ok(m) => m,
             Err(e) => return self.protocol_error(conn, ProtocolError::Malformed(e.to_string())),
         };
+        *self.received.entry(msg.type_name()).or_default() += 1;
         let joined = c.peer.clone();
         let dir = c.dir;
         match msg {
