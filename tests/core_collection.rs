@@ -127,3 +127,23 @@ fn a_server_restart_keeps_the_sequence_and_the_storage_id() {
     assert_eq!(w.stored_value(1, ids[9]), Some(99), "{:?}", w.counts);
     assert!(w.sent(1, "sync") <= 2, "{:?}", w.counts);
 }
+
+#[test]
+fn peers_without_the_exchange_sync_per_document_as_before() {
+    // Client 1 speaks only per-document sync, as automerge-repo does.
+    let mut w = World::with_plain_clients(1, 1);
+    let ids: Vec<DocumentId> = (1..=N).map(|i| w.create(1, i)).collect();
+    w.run();
+    w.connect(1);
+    assert_eq!(w.sent(1, "holdfast-resume"), 0);
+    assert_eq!(w.sent(0, "holdfast-changed"), 0);
+    assert_eq!(w.stored_value(0, ids[0]), Some(0));
+    // It reconnects with one document edited and offers every document.
+    w.disconnect(1);
+    w.edit(1, ids[0], 5);
+    w.run();
+    w.reset_counts();
+    w.connect(1);
+    assert!(w.sent(1, "sync") >= N as usize, "{:?}", w.counts);
+    assert_eq!(w.stored_value(0, ids[0]), Some(5));
+}

@@ -22,6 +22,8 @@ pub struct Node {
     pub repo: Repo,
     pub store: BTreeMap<StorageKey, Vec<u8>>,
     pub server: bool,
+    /// A client without the collection exchange (like automerge-repo).
+    pub plain: bool,
     /// Commits issued and not completed (completed by `run`).
     pending: VecDeque<(TaskId, Commit)>,
     restarts: u8,
@@ -48,7 +50,13 @@ pub struct World {
     pub hold_commits: bool,
 }
 
-fn repo(name: &str, server: bool, gen: u8, store: &BTreeMap<StorageKey, Vec<u8>>) -> Repo {
+fn repo(
+    name: &str,
+    server: bool,
+    gen: u8,
+    store: &BTreeMap<StorageKey, Vec<u8>>,
+    plain: bool,
+) -> Repo {
     let mut actor = [0u8; 16];
     actor[..name.len().min(15)].copy_from_slice(&name.as_bytes()[..name.len().min(15)]);
     actor[15] = gen;
@@ -56,6 +64,10 @@ fn repo(name: &str, server: bool, gen: u8, store: &BTreeMap<StorageKey, Vec<u8>>
     cfg.announce = !server;
     cfg.find_timeout_ms = 1_000;
     let mut r = Repo::new(cfg);
+    if plain {
+        // Speaks per-document sync only, as automerge-repo does.
+        return r;
+    }
     let prefix = collection::prefix();
     let records = store
         .iter()
@@ -69,8 +81,15 @@ fn repo(name: &str, server: bool, gen: u8, store: &BTreeMap<StorageKey, Vec<u8>>
 impl World {
     /// A server (node 0) and `clients` clients, none connected.
     pub fn new(clients: usize) -> Self {
+        Self::with_plain_clients(clients, 0)
+    }
+
+    /// Clients `1..=clients`, the last `plain` of them without the
+    /// collection exchange.
+    pub fn with_plain_clients(clients: usize, plain: usize) -> Self {
         let mut w = World::default();
         for i in 0..=clients {
+            let plain = i > 0 && i > clients - plain;
             let name = if i == 0 {
                 "server".to_string()
             } else {
@@ -78,10 +97,11 @@ impl World {
             };
             let store = BTreeMap::new();
             w.nodes.push(Node {
-                repo: repo(&name, i == 0, 0, &store),
+                repo: repo(&name, i == 0, 0, &store, plain),
                 name,
                 store,
                 server: i == 0,
+                plain,
                 pending: VecDeque::new(),
                 restarts: 0,
             });
@@ -156,7 +176,13 @@ impl World {
         let node = &mut self.nodes[n];
         node.pending.clear();
         node.restarts += 1;
-        node.repo = repo(&node.name, node.server, node.restarts, &node.store);
+        node.repo = repo(
+            &node.name,
+            node.server,
+            node.restarts,
+            &node.store,
+            node.plain,
+        );
         self.run();
     }
 

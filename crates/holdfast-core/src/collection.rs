@@ -166,7 +166,7 @@ fn join(heads: &[ChangeHash]) -> Vec<u8> {
 }
 
 fn split(bytes: &[u8]) -> Result<Vec<ChangeHash>, String> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(format!(
             "{} bytes is not a list of 32-byte hashes",
             bytes.len()

@@ -209,13 +209,10 @@ impl Collection {
             b.removed.push(id);
         }
         for id in std::mem::take(&mut self.stale) {
-            match self.entries.get(&id).filter(|e| !e.heads.is_empty()) {
-                Some(e) => {
-                    commit.puts.push((collection::entry_key(&id), e.encode()));
-                    b.stale.push(id);
-                }
-                // Not durable here yet: written with the document.
-                None => {}
+            // An entry not durable here yet is written with the document.
+            if let Some(e) = self.entries.get(&id).filter(|e| !e.heads.is_empty()) {
+                commit.puts.push((collection::entry_key(&id), e.encode()));
+                b.stale.push(id);
             }
         }
         if !b.advanced.is_empty() {

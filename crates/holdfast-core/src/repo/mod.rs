@@ -23,6 +23,7 @@ mod exchange;
 mod guard;
 mod net;
 mod ops_check;
+mod parked;
 mod seqs;
 mod sync;
 pub mod types;
@@ -62,6 +63,8 @@ pub struct Repo {
     collection: collection::Collection,
     /// Frames received that decoded, per message type (for metrics).
     received: BTreeMap<&'static str, u64>,
+    /// Sync states of peers that disconnected (a server's only).
+    parked: parked::Parked,
 }
 
 impl Repo {
@@ -84,6 +87,7 @@ impl Repo {
             reset: None,
             collection: collection::Collection::default(),
             received: BTreeMap::new(),
+            parked: parked::Parked::default(),
         }
     }
 

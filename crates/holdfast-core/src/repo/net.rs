@@ -39,8 +39,11 @@ impl Repo {
         };
         self.collection.links.remove(&conn);
         let mut check = Vec::new();
+        let mut states = std::collections::BTreeMap::new();
         for doc in self.docs.values_mut() {
-            doc.peers.remove(&conn);
+            if let Some(state) = doc.peers.remove(&conn) {
+                states.insert(doc.id, state);
+            }
             doc.forget_conn(conn);
             if !doc.finds.is_empty() {
                 check.push(doc.id);
@@ -48,6 +51,10 @@ impl Repo {
         }
         for id in check {
             self.check_unavailable(id);
+        }
+        // A server keeps what each peer knew, for when it comes back.
+        if let (Some((peer, _)), false) = (&c.peer, self.cfg.announce) {
+            self.parked.park(peer.clone(), states);
         }
         self.event(Event::PeerDisconnected {
             conn,
@@ -251,6 +258,11 @@ impl Repo {
     fn peer_opened(&mut self, conn: ConnId, peer_id: PeerId, metadata: PeerMetadata) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Some((peer_id.clone(), metadata.clone()));
+        }
+        for (id, state) in self.parked.take(&peer_id) {
+            if let Some(doc) = self.docs.get_mut(&id).filter(|d| d.loaded()) {
+                doc.peers.entry(conn).or_insert(state);
+            }
         }
         self.event(Event::PeerConnected {
             conn,

@@ -86,7 +86,12 @@ impl Repo {
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
-        doc.peers.entry(conn).or_default();
+        let state = doc.peers.entry(conn).or_default();
+        if msg.have.first().map(|h| &h.last_sync) != Some(&doc.durable.get_heads()) {
+            // The peer does not know that it has our heads: it gets them
+            // (a state kept across a reconnect believes it told them).
+            state.have_responded = false;
+        }
         doc.forget_conn(conn);
         if request && doc.is_empty() && msg.changes.is_empty() {
             // We have nothing: say so. The peer stays subscribed and gets the
