@@ -46,6 +46,11 @@ pub enum Input {
         task: TaskId,
         result: Result<Vec<(StorageKey, Vec<u8>)>, StorageError>,
     },
+    /// `GET /metrics`: answer with the metrics in Prometheus' text format
+    /// ([`metrics`]).
+    Metrics {
+        reply: oneshot::Sender<String>,
+    },
     /// Close every connection, finish what is in flight, then answer.
     Shutdown {
         done: oneshot::Sender<()>,
@@ -119,6 +124,10 @@ pub async fn run<S: Storage + 'static>(
                 repo.commit_done(now, task, result)
             }
             Input::Loaded { task, result } => repo.load_done(now, task, result),
+            Input::Metrics { reply } => {
+                let _ = reply.send(metrics(&repo, conns.len()));
+                continue;
+            }
             Input::Shutdown { done } => {
                 tracing::info!("shutting down: closing connections, finishing commits");
                 for (conn, out) in conns.drain() {
@@ -130,6 +139,31 @@ pub async fn run<S: Storage + 'static>(
         }
         drain(&mut repo, &storage, &tx, &mut conns);
     }
+}
+
+/// The server's metrics in Prometheus' text exposition format (0.0.4):
+/// frames received per message type since start (`Repo::received`, frames
+/// that decoded) and the connections open now.
+pub fn metrics(repo: &Repo, connections: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::from(
+        "# HELP holdfast_messages_received_total Frames received from peers that decoded, by message type.\n\
+         # TYPE holdfast_messages_received_total counter\n",
+    );
+    for (kind, n) in repo.received() {
+        // Message type names are fixed wire strings: nothing to escape.
+        let _ = writeln!(
+            out,
+            "holdfast_messages_received_total{{type=\"{kind}\"}} {n}"
+        );
+    }
+    let _ = write!(
+        out,
+        "# HELP holdfast_connections WebSocket connections open now.\n\
+         # TYPE holdfast_connections gauge\n\
+         holdfast_connections {connections}\n"
+    );
+    out
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -1,4 +1,5 @@
-//! HTTP: WebSocket sync on `/` and `/sync`, `GET /healthz`, static files.
+//! HTTP: WebSocket sync on `/` and `/sync`, `GET /healthz`, `GET /metrics`,
+//! static files.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,7 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use holdfast_core::repo::ConnId;
 use holdfast_core::wire;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
@@ -35,7 +36,8 @@ pub fn router(state: AppState) -> Router {
     let mut r = Router::new()
         .route("/", any(root))
         .route("/sync", any(sync))
-        .route("/healthz", get(healthz));
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics));
     if let Some(www) = state.www.clone() {
         r = r.fallback_service(ServeDir::new(www));
     }
@@ -54,6 +56,32 @@ async fn healthz(State(s): State<AppState>) -> Response {
             .into_response()
     } else {
         "ok\n".into_response()
+    }
+}
+
+/// Prometheus' text format: messages received per type, open connections
+/// (`driver::metrics`), asked of the task that owns the repo; 503 once it
+/// has stopped.
+async fn metrics(State(s): State<AppState>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    let body = match s.repo.send(Input::Metrics { reply }) {
+        Ok(()) => answer.await.ok(),
+        Err(_) => None,
+    };
+    match body {
+        Some(body) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the sync task has stopped\n",
+        )
+            .into_response(),
     }
 }
 
