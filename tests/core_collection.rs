@@ -147,3 +147,52 @@ fn peers_without_the_exchange_sync_per_document_as_before() {
     assert!(w.sent(1, "sync") >= N as usize, "{:?}", w.counts);
     assert_eq!(w.stored_value(0, ids[0]), Some(5));
 }
+
+#[test]
+fn a_filter_that_claims_every_document_learns_no_document_id() {
+    use holdfast_core::repo::{ConnId, Direction, Effect};
+    use holdfast_core::wire::{self, DecodeLimits, Message, PeerMetadata};
+    let (mut w, ids) = synced_world(1);
+    let server = &mut w.nodes[0].repo;
+    let conn = ConnId(999);
+    server.connected(T, conn, Direction::Incoming);
+    let join = Message::Join {
+        sender_id: "snoop".into(),
+        peer_metadata: PeerMetadata {
+            holdfast: Some(1),
+            ..Default::default()
+        },
+        supported_protocol_versions: vec!["1".into()],
+    };
+    server.frame(T, conn, &wire::encode(&join));
+    // 64 entries, 8 bits each, 1 probe, every bit set: "I hold everything".
+    let mut held = vec![64, 8, 1];
+    held.extend([0xff; 64]);
+    let resume = Message::Resume {
+        sender_id: "snoop".into(),
+        target_id: server.config().peer_id.clone(),
+        since: None,
+        held,
+    };
+    server.frame(T, conn, &wire::encode(&resume));
+    let mut listed = Vec::new();
+    while let Some(e) = server.poll_effect() {
+        if let Effect::Send { conn: c, frame } = e {
+            if c == conn {
+                if let Ok(Message::Changed { docs, .. }) =
+                    wire::decode(&frame, &DecodeLimits::default())
+                {
+                    listed.extend(holdfast_core::collection::decode_changed(&docs).unwrap());
+                }
+            }
+        }
+    }
+    // Every document is listed, but only by digest: no id appears.
+    assert_eq!(listed.len(), ids.len());
+    for (digest, _) in &listed {
+        assert!(ids.iter().all(|id| id.0 != *digest));
+        assert!(ids
+            .iter()
+            .any(|id| holdfast_core::collection::digest(id) == *digest));
+    }
+}

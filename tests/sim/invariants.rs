@@ -50,7 +50,24 @@ impl World {
                 );
                 self.log(line);
             }
-            for (doc, heads) in listed {
+            for (digest, heads) in listed {
+                // The sender's stored documents (a document can be on disk
+                // that its creator never reported, if it crashed first).
+                let named = |d: &DocumentId| holdfast_core::collection::digest(d) == digest;
+                let doc = self.docs.iter().copied().find(named).or_else(|| {
+                    let image = &self.nodes[n].storage.image;
+                    let mut ids: Vec<DocumentId> = image
+                        .keys()
+                        .filter_map(|k| k.0.first()?.parse::<DocumentId>().ok())
+                        .collect();
+                    ids.dedup();
+                    ids.into_iter().find(named)
+                });
+                check!(
+                    doc.is_some(),
+                    "a holdfast-changed list names a document not in the sender's storage"
+                );
+                let doc = doc.expect("checked");
                 self.check_durable(n, doc, &heads, "a holdfast-changed list")?;
             }
         }

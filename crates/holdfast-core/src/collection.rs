@@ -26,7 +26,7 @@ use automerge::sync::BloomFilter;
 use automerge::ChangeHash;
 use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::id::DocumentId;
 use crate::storage::{id_str, StorageKey};
@@ -214,12 +214,22 @@ fn probe(id: &DocumentId) -> ChangeHash {
     ChangeHash(Sha256::digest(id.0).into())
 }
 
-/// The payload of `holdfast-changed`: per document, its id (16 bytes), the
-/// number of heads (1 byte) and the heads (32 bytes each).
-pub fn encode_changed(docs: &[(DocumentId, Vec<ChangeHash>)]) -> Vec<u8> {
+/// How `holdfast-changed` names a document: the first 16 bytes of the
+/// SHA-256 of its id. Only a client that holds the id can tell which
+/// document it is, so a filter that claims every document (all bits set)
+/// learns no id it did not know (a document id is what grants access).
+pub type Digest = [u8; 16];
+
+pub fn digest(id: &DocumentId) -> Digest {
+    probe(id).0[..16].try_into().expect("16 bytes")
+}
+
+/// The payload of `holdfast-changed`: per document, its [`digest`] (16
+/// bytes), the number of heads (1 byte) and the heads (32 bytes each).
+pub fn encode_changed(docs: &[(Digest, Vec<ChangeHash>)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (id, heads) in docs {
-        out.extend_from_slice(&id.0);
+        out.extend_from_slice(id);
         // A document has at most a few heads; more than 255 are cut (the
         // receiver then syncs the document, as for any other difference).
         let n = heads.len().min(255);
@@ -231,21 +241,18 @@ pub fn encode_changed(docs: &[(DocumentId, Vec<ChangeHash>)]) -> Vec<u8> {
     out
 }
 
-pub fn decode_changed(bytes: &[u8]) -> Result<Vec<(DocumentId, Vec<ChangeHash>)>, String> {
+pub fn decode_changed(bytes: &[u8]) -> Result<Vec<(Digest, Vec<ChangeHash>)>, String> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         if rest.len() < 17 {
             return Err(format!("{} trailing bytes", rest.len()));
         }
-        let id = DocumentId(rest[..16].try_into().expect("16 bytes"));
+        let id: Digest = rest[..16].try_into().expect("16 bytes");
         let n = usize::from(rest[16]);
         rest = &rest[17..];
         if rest.len() < n * 32 {
-            return Err(format!(
-                "document {id}: {n} heads declared, {} bytes left",
-                rest.len()
-            ));
+            return Err(format!("{n} heads declared, {} bytes left", rest.len()));
         }
         out.push((id, split(&rest[..n * 32])?));
         rest = &rest[n * 32..];
@@ -314,8 +321,8 @@ mod tests {
     #[test]
     fn changed_lists_round_trip_and_reject_truncation() {
         let docs = vec![
-            (DocumentId([1; 16]), vec![h(1)]),
-            (DocumentId([2; 16]), vec![]),
+            (digest(&DocumentId([1; 16])), vec![h(1)]),
+            ([2; 16], vec![]),
         ];
         let bytes = encode_changed(&docs);
         assert_eq!(decode_changed(&bytes).unwrap(), docs);

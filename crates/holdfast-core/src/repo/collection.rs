@@ -36,6 +36,8 @@ pub(super) struct Collection {
     pub durable_seq: u64,
     next_seq: u64,
     pub entries: BTreeMap<DocumentId, IndexEntry>,
+    /// Every entry's id by its [`collection::digest`] (how lists name it).
+    pub by_digest: BTreeMap<collection::Digest, DocumentId>,
     pub by_seq: BTreeMap<u64, DocumentId>,
     /// Entries whose `synced` changed since they were last written.
     stale: BTreeSet<DocumentId>,
@@ -101,7 +103,7 @@ impl Collection {
                     if e.seq > 0 {
                         self.by_seq.insert(e.seq, id);
                     }
-                    self.entries.insert(id, e);
+                    *self.entry(id) = e;
                 }
                 Some(Ok(Record::Seq(n))) => self.durable_seq = self.durable_seq.max(n),
                 Some(Ok(Record::StorageId(s))) => self.storage_id = Some(s),
@@ -115,6 +117,15 @@ impl Collection {
             self.storage_id = Some(candidate.to_string());
             self.storage_id_unwritten = true;
         }
+    }
+
+    /// The entry of `id`, made (empty) if there is none.
+    fn entry(&mut self, id: DocumentId) -> &mut IndexEntry {
+        let digests = &mut self.by_digest;
+        self.entries.entry(id).or_insert_with(|| {
+            digests.insert(collection::digest(&id), id);
+            IndexEntry::default()
+        })
     }
 
     /// The documents held here: every entry with durable heads.
@@ -134,7 +145,7 @@ impl Collection {
         if !self.on || heads.is_empty() {
             return;
         }
-        let e = self.entries.entry(id).or_default();
+        let e = self.entry(id);
         if e.synced.get(sid).map(Vec::as_slice) != Some(heads) {
             e.synced.insert(sid.to_string(), heads.to_vec());
             self.stale.insert(id);
@@ -148,7 +159,7 @@ impl Collection {
         if !self.on || heads.is_empty() {
             return;
         }
-        let e = self.entries.entry(id).or_default();
+        let e = self.entry(id);
         if e.heads.is_empty() {
             e.heads = heads;
             self.stale.insert(id);
@@ -159,6 +170,7 @@ impl Collection {
     pub fn forget(&mut self, id: &DocumentId) {
         if let Some(e) = self.entries.remove(id) {
             self.by_seq.remove(&e.seq);
+            self.by_digest.remove(&collection::digest(id));
         }
         self.stale.remove(id);
     }
@@ -245,12 +257,13 @@ impl Collection {
     /// The commit holding `b` completed.
     pub fn committed(&mut self, b: &Batch) {
         for (id, seq, heads) in &b.advanced {
-            let e = self.entries.entry(*id).or_default();
-            if e.seq > 0 {
-                self.by_seq.remove(&e.seq);
-            }
+            let e = self.entry(*id);
+            let old = e.seq;
             e.seq = *seq;
             e.heads.clone_from(heads);
+            if old > 0 {
+                self.by_seq.remove(&old);
+            }
             self.by_seq.insert(*seq, *id);
             self.durable_seq = self.durable_seq.max(*seq);
         }

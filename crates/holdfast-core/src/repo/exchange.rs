@@ -197,7 +197,8 @@ impl Repo {
 
     /// `holdfast-resume` from a client.
     pub(super) fn handle_resume(&mut self, conn: ConnId, since: Option<u64>, held: Vec<u8>) {
-        if !matches!(self.collection.links.get(&conn), Some(Link::Client { .. })) {
+        // Once per connection: each answer may walk the whole index.
+        if !matches!(self.collection.links.get(&conn), Some(Link::Client { held: None })) {
             return self.protocol_error(conn, ProtocolError::Unexpected("holdfast-resume"));
         }
         let filter = match HeldFilter::decode(&held, &self.cfg.peer_limits) {
@@ -216,15 +217,16 @@ impl Repo {
             Some(s) => c.by_seq.range(s + 1..).map(|(_, id)| *id).collect(),
             None => c.entries.keys().copied().collect(),
         };
-        let listed: Vec<(DocumentId, Vec<ChangeHash>)> = ids
+        let listed: Vec<(collection::Digest, Vec<ChangeHash>)> = ids
             .into_iter()
             .filter(|id| filter.contains(id))
-            .filter_map(|id| Some((id, c.entries.get(&id)?.heads.clone())))
+            .filter_map(|id| Some((collection::digest(&id), c.entries.get(&id)?.heads.clone())))
             .filter(|(_, heads)| !heads.is_empty())
             .collect();
         let upto = c.durable_seq;
         let before = since.unwrap_or(0).min(upto);
-        let chunks: Vec<&[(DocumentId, Vec<ChangeHash>)]> = listed.chunks(MAX_LISTED).collect();
+        let chunks: Vec<&[(collection::Digest, Vec<ChangeHash>)]> =
+            listed.chunks(MAX_LISTED).collect();
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.iter().enumerate() {
             // Only the last part may move the cursor.
@@ -238,7 +240,12 @@ impl Repo {
             .insert(conn, Link::Client { held: Some(filter) });
     }
 
-    fn send_changed(&mut self, conn: ConnId, upto: u64, docs: &[(DocumentId, Vec<ChangeHash>)]) {
+    fn send_changed(
+        &mut self,
+        conn: ConnId,
+        upto: u64,
+        docs: &[(collection::Digest, Vec<ChangeHash>)],
+    ) {
         let msg = Message::Changed {
             sender_id: self.cfg.peer_id.clone(),
             target_id: self.peer_id(conn),
@@ -263,8 +270,11 @@ impl Repo {
             }
         };
         let mut pending = BTreeMap::new();
-        for (id, heads) in listed {
+        for (digest, heads) in listed {
             // Not held here (a false positive of the filter): not ours to fetch.
+            let Some(&id) = self.collection.by_digest.get(&digest) else {
+                continue;
+            };
             let Some(entry) = self
                 .collection
                 .entries
@@ -400,7 +410,7 @@ impl Repo {
                         .get(id)
                         .map(|e| e.heads.clone())
                         .unwrap_or_default();
-                    listed.push((*id, heads));
+                    listed.push((collection::digest(id), heads));
                 }
             }
             if relevant {
