@@ -198,7 +198,10 @@ impl Repo {
     /// `holdfast-resume` from a client.
     pub(super) fn handle_resume(&mut self, conn: ConnId, since: Option<u64>, held: Vec<u8>) {
         // Once per connection: each answer may walk the whole index.
-        if !matches!(self.collection.links.get(&conn), Some(Link::Client { held: None })) {
+        if !matches!(
+            self.collection.links.get(&conn),
+            Some(Link::Client { held: None })
+        ) {
             return self.protocol_error(conn, ProtocolError::Unexpected("holdfast-resume"));
         }
         let filter = match HeldFilter::decode(&held, &self.cfg.peer_limits) {
