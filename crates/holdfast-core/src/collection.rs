@@ -20,8 +20,6 @@
 //! - `synced[S]` holds heads that server `S` advertised; holdfast-server
 //!   advertises only heads that are durable there.
 
-use std::collections::BTreeMap;
-
 use automerge::sync::BloomFilter;
 use automerge::ChangeHash;
 use minicbor::data::Type;
@@ -31,6 +29,7 @@ use sha2::{Digest as _, Sha256};
 use crate::id::DocumentId;
 use crate::storage::{id_str, StorageKey};
 use crate::validate::PeerLimits;
+use crate::vecmap::VecMap;
 
 /// The first key component of every holdfast record that is not a document's.
 pub const PREFIX: &str = "$holdfast";
@@ -101,7 +100,7 @@ pub struct IndexEntry {
     /// The durable heads (empty: nothing durable yet).
     pub heads: Vec<ChangeHash>,
     /// Per server storage id: the heads that server last advertised.
-    pub synced: BTreeMap<String, Vec<ChangeHash>>,
+    pub synced: VecMap<String, Vec<ChangeHash>>,
 }
 
 impl IndexEntry {
@@ -112,7 +111,7 @@ impl IndexEntry {
             e.str("seq")?.u64(self.seq)?;
             e.str("heads")?.bytes(&join(&self.heads))?;
             e.str("synced")?.map(self.synced.len() as u64)?;
-            for (sid, heads) in &self.synced {
+            for (sid, heads) in self.synced.iter() {
                 e.str(sid)?.bytes(&join(heads))?;
             }
             Ok(())
@@ -273,7 +272,7 @@ mod tests {
         let mut e = IndexEntry {
             seq: 1 << 40,
             heads: vec![h(1), h(2)],
-            synced: BTreeMap::new(),
+            synced: VecMap::new(),
         };
         e.synced.insert("server-a".into(), vec![h(3)]);
         assert_eq!(IndexEntry::decode(&e.encode()).unwrap(), e);

@@ -19,4 +19,5 @@ pub mod memory;
 pub mod repo;
 pub mod storage;
 pub mod validate;
+pub mod vecmap;
 pub mod wire;

@@ -13,7 +13,7 @@
 //!   a later commit; either may lag, never lead: a cursor only moves once
 //!   the documents listed up to it are durable here.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::ChangeHash;
 
@@ -21,6 +21,7 @@ use super::types::{ConnId, Timestamp};
 use crate::collection::{self, HeldFilter, IndexEntry, Record};
 use crate::id::DocumentId;
 use crate::storage::Commit;
+use crate::vecmap::VecMap;
 
 /// How long an advanced cursor or newly acknowledged heads may wait for
 /// another commit to carry them before they are written on their own.
@@ -42,13 +43,13 @@ pub(super) struct Collection {
     /// Entries whose `synced` changed since they were last written.
     stale: BTreeSet<DocumentId>,
     /// Per server storage id: how far its change sequence is taken.
-    pub cursors: BTreeMap<String, u64>,
-    stale_cursors: BTreeSet<String>,
+    pub cursors: VecMap<String, u64>,
+    stale_cursors: Vec<String>,
     /// When stale cursors and entries are written even if nothing else
     /// commits.
     pub due: Option<Timestamp>,
     forced: bool,
-    pub links: BTreeMap<ConnId, Link>,
+    pub links: VecMap<ConnId, Link>,
 }
 
 /// A connection to a peer that speaks the collection exchange.
@@ -58,7 +59,7 @@ pub(super) enum Link {
     /// documents (with the listed heads) not yet durable here.
     Server {
         storage_id: String,
-        waiting: VecDeque<(u64, BTreeMap<DocumentId, Vec<ChangeHash>>)>,
+        waiting: Vec<(u64, VecMap<DocumentId, Vec<ChangeHash>>)>,
     },
     /// We serve a client; `held` arrives with its `holdfast-resume`.
     Client { held: Option<HeldFilter> },
@@ -176,10 +177,12 @@ impl Collection {
     }
 
     pub fn advance_cursor(&mut self, sid: &str, upto: u64, now: Timestamp) {
-        let c = self.cursors.entry(sid.to_string()).or_default();
+        let c = self.cursors.get_or_default(sid.to_string());
         if upto > *c {
             *c = upto;
-            self.stale_cursors.insert(sid.to_string());
+            if !self.stale_cursors.iter().any(|s| s == sid) {
+                self.stale_cursors.push(sid.to_string());
+            }
             self.due.get_or_insert(now.plus_ms(DELAY_MS));
         }
     }

@@ -13,8 +13,6 @@
 //!   touches a document the client holds or syncs, so the `upto` it sends
 //!   never passes a change the client was not told about.
 
-use std::collections::BTreeMap;
-
 use automerge::sync::{self, BloomFilter, Have};
 use automerge::{Automerge, ChangeHash};
 
@@ -25,6 +23,7 @@ use super::Repo;
 use crate::collection::{self, HeldFilter};
 use crate::id::DocumentId;
 use crate::storage::StorageKey;
+use crate::vecmap::VecMap;
 use crate::wire::{Message, PeerMetadata};
 
 /// Largest number of documents listed in one `holdfast-changed`.
@@ -35,6 +34,9 @@ impl Repo {
     /// [`collection::prefix`] (read from storage before any other input).
     /// A store without a storage id adopts `cfg.metadata.storage_id` (or
     /// `cfg.peer_id`) as its own and writes it with the first commit.
+    // Not inlined: into `Repo.open`'s future it would copy the index's map
+    // code (12 KB of wasm).
+    #[inline(never)]
     pub fn restore_collection(&mut self, records: Vec<(StorageKey, Vec<u8>)>) {
         let candidate = self
             .cfg
@@ -272,7 +274,7 @@ impl Repo {
                 )
             }
         };
-        let mut pending = BTreeMap::new();
+        let mut pending = VecMap::new();
         for (digest, heads) in listed {
             // Not held here (a false positive of the filter): not ours to fetch.
             let Some(&id) = self.collection.by_digest.get(&digest) else {
@@ -293,7 +295,7 @@ impl Repo {
             pending.insert(id, heads);
         }
         if let Some(Link::Server { waiting, .. }) = self.collection.links.get_mut(&conn) {
-            waiting.push_back((upto, pending));
+            waiting.push((upto, pending));
         }
         let ids: Vec<DocumentId> = self.waiting_on(conn);
         for id in ids {
@@ -373,10 +375,8 @@ impl Repo {
         else {
             return;
         };
-        let mut upto = None;
-        while waiting.front().is_some_and(|(_, p)| p.is_empty()) {
-            upto = waiting.pop_front().map(|(u, _)| u);
-        }
+        let done = waiting.iter().take_while(|(_, p)| p.is_empty()).count();
+        let upto = waiting.drain(..done).next_back().map(|(u, _)| u);
         if let Some(upto) = upto {
             let sid = storage_id.clone();
             self.collection.advance_cursor(&sid, upto, now);
@@ -393,7 +393,7 @@ impl Repo {
         }
         let upto = self.collection.durable_seq;
         let mut sends = Vec::new();
-        for (conn, link) in &self.collection.links {
+        for (conn, link) in self.collection.links.iter() {
             let Link::Client { held: Some(held) } = link else {
                 continue;
             };

@@ -62,7 +62,7 @@ pub struct Repo {
     /// The collection index and exchange (off until `restore_collection`).
     collection: collection::Collection,
     /// Frames received that decoded, per message type (for metrics).
-    received: BTreeMap<&'static str, u64>,
+    received: crate::vecmap::VecMap<&'static str, u64>,
     /// Sync states of peers that disconnected (a server's only).
     parked: parked::Parked,
 }
@@ -86,7 +86,7 @@ impl Repo {
             ephemeral_count: 0,
             reset: None,
             collection: collection::Collection::default(),
-            received: BTreeMap::new(),
+            received: Default::default(),
             parked: parked::Parked::default(),
         }
     }
@@ -96,7 +96,7 @@ impl Repo {
     }
 
     /// How many frames of each message type arrived (and decoded) so far.
-    pub fn received(&self) -> &BTreeMap<&'static str, u64> {
+    pub fn received(&self) -> &crate::vecmap::VecMap<&'static str, u64> {
         &self.received
     }
 

@@ -39,7 +39,7 @@ impl Repo {
         };
         self.collection.links.remove(&conn);
         let mut check = Vec::new();
-        let mut states = std::collections::BTreeMap::new();
+        let mut states = crate::vecmap::VecMap::new();
         for doc in self.docs.values_mut() {
             if let Some(state) = doc.peers.remove(&conn) {
                 states.insert(doc.id, state);
@@ -72,7 +72,7 @@ impl Repo {
             Ok(m) => m,
             Err(e) => return self.protocol_error(conn, ProtocolError::Malformed(e.to_string())),
         };
-        *self.received.entry(msg.type_name()).or_default() += 1;
+        *self.received.get_or_default(msg.type_name()) += 1;
         let joined = c.peer.clone();
         let dir = c.dir;
         match msg {

@@ -12,12 +12,14 @@
 //!   the peer parked longest ago goes first. Losing a parked state costs one
 //!   answer, never data.
 
-use std::collections::BTreeMap;
-
 use automerge::sync;
 
 use crate::id::DocumentId;
+use crate::vecmap::VecMap;
 use crate::wire::PeerId;
+
+/// One peer's states, by document.
+pub(super) type States = VecMap<DocumentId, sync::State>;
 
 pub(super) const MAX_PEERS: usize = 1_000;
 pub(super) const MAX_STATES: usize = 100_000;
@@ -25,18 +27,18 @@ pub(super) const MAX_STATES: usize = 100_000;
 #[derive(Default)]
 pub(super) struct Parked {
     /// Per peer: when it was parked (a counter) and its states.
-    by_peer: BTreeMap<PeerId, (u64, BTreeMap<DocumentId, sync::State>)>,
+    by_peer: VecMap<PeerId, (u64, States)>,
     states: usize,
     clock: u64,
 }
 
 impl Parked {
-    pub fn park(&mut self, peer: PeerId, states: BTreeMap<DocumentId, sync::State>) {
+    pub fn park(&mut self, peer: PeerId, states: States) {
         if states.is_empty() {
             return;
         }
         self.take(&peer);
-        let states: BTreeMap<DocumentId, sync::State> = states
+        let states: States = states
             .into_iter()
             .map(|(id, mut s)| {
                 s.sent_hashes.clear();
@@ -61,13 +63,13 @@ impl Parked {
     }
 
     /// The states parked for `peer`, if any (they leave the parking).
-    pub fn take(&mut self, peer: &str) -> BTreeMap<DocumentId, sync::State> {
+    pub fn take(&mut self, peer: &str) -> States {
         match self.by_peer.remove(peer) {
             Some((_, states)) => {
                 self.states -= states.len();
                 states
             }
-            None => BTreeMap::new(),
+            None => States::new(),
         }
     }
 }
@@ -82,15 +84,17 @@ mod tests {
         let mut s = sync::State::new();
         s.in_flight = true;
         s.sent_hashes.insert(automerge::ChangeHash([1; 32]));
-        p.park("a".into(), BTreeMap::from([(DocumentId([1; 16]), s)]));
+        p.park("a".into(), [(DocumentId([1; 16]), s)].into_iter().collect());
         let back = p.take("a");
-        let s = &back[&DocumentId([1; 16])];
+        let s = back.get(&DocumentId([1; 16])).expect("parked");
         assert!(!s.in_flight && s.sent_hashes.is_empty());
         assert!(p.take("a").is_empty());
         for i in 0..MAX_PEERS + 5 {
             p.park(
                 format!("p{i}"),
-                BTreeMap::from([(DocumentId([1; 16]), sync::State::new())]),
+                [(DocumentId([1; 16]), sync::State::new())]
+                    .into_iter()
+                    .collect(),
             );
         }
         assert_eq!(p.by_peer.len(), MAX_PEERS);
