@@ -7,14 +7,19 @@
 //   site/size/       the libraries alone (lib-*.js entries), minified: what W6 weighs
 //
 // Needs pkg/wasm/ (scripts/build-pkg.sh, release) and bench/node_modules.
+// BENCH_PKG_WASM=<dir> takes the wasm module and its glue from <dir> instead
+// of pkg/wasm/ (wasm-bindgen --target web --out-name holdfast output of the
+// wasm-release profile): in a working tree where tests rebuild pkg/wasm/
+// with --dev meanwhile.
 import { build } from "esbuild";
-import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 export const SITE = join(BENCH, "site");
 const ROOT = join(BENCH, "..");
+export const PKG_WASM = process.env.BENCH_PKG_WASM ?? join(ROOT, "pkg", "wasm");
 
 const page = (title) => `<!doctype html>
 <html><head><meta charset="utf-8"><title>${title}</title><link rel="icon" href="data:,"></head>
@@ -23,9 +28,23 @@ const page = (title) => `<!doctype html>
 
 const common = { bundle: true, format: "esm", minify: true, target: "es2022", logLevel: "warning", legalComments: "none" };
 
+// pkg/index.js imports its glue as "./wasm/holdfast.js": take it from PKG_WASM.
+const wasmGlue = {
+  name: "holdfast-wasm-glue",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/wasm\/holdfast\.js$/ }, (args) =>
+      args.importer === join(ROOT, "pkg", "index.js") ? { path: join(PKG_WASM, "holdfast.js") } : undefined,
+    );
+  },
+};
+
 export async function buildSite() {
-  const hfWasm = join(ROOT, "pkg", "wasm", "holdfast_bg.wasm");
-  if (!existsSync(hfWasm)) throw new Error("pkg/wasm/ is missing: run scripts/build-pkg.sh (make bench does)");
+  const hfWasm = join(PKG_WASM, "holdfast_bg.wasm");
+  if (!existsSync(hfWasm)) throw new Error(`${PKG_WASM} is missing: run scripts/build-pkg.sh (make bench does)`);
+  // `scripts/build-pkg.sh --dev` (tests) writes the same directory: its glue
+  // exports the test hook `_failCommit`. Measure only the release build.
+  const devBuild = () => readFileSync(join(PKG_WASM, "holdfast.js"), "utf8").includes("_failCommit");
+  if (devBuild()) throw new Error(`${PKG_WASM} is a --dev build (test hooks, debug profile): run scripts/build-pkg.sh (make bench does)`);
   const amWasm = join(BENCH, "node_modules", "@automerge", "automerge", "dist", "automerge.wasm");
   rmSync(SITE, { recursive: true, force: true });
   for (const d of ["holdfast/wasm", "automerge", "size/wasm"]) mkdirSync(join(SITE, d), { recursive: true });
@@ -37,13 +56,16 @@ export async function buildSite() {
   cpSync(hfWasm, join(SITE, "size", "wasm", "holdfast_bg.wasm"));
   cpSync(amWasm, join(SITE, "size", "automerge.wasm"));
 
-  await build({ ...common, entryPoints: { bench: join(BENCH, "pages", "holdfast.js") }, outdir: join(SITE, "holdfast") });
+  await build({ ...common, plugins: [wasmGlue], entryPoints: { bench: join(BENCH, "pages", "holdfast.js") }, outdir: join(SITE, "holdfast") });
   await build({ ...common, entryPoints: { bench: join(BENCH, "pages", "automerge.js") }, outdir: join(SITE, "automerge") });
   await build({
     ...common,
+    plugins: [wasmGlue],
     entryPoints: { holdfast: join(BENCH, "pages", "lib-holdfast.js"), automerge: join(BENCH, "pages", "lib-automerge.js") },
     outdir: join(SITE, "size"),
   });
+  // A --dev build written meanwhile would mix with the release files copied above.
+  if (devBuild()) throw new Error(`${PKG_WASM} became a --dev build while the site was built: run scripts/build-pkg.sh and again`);
   return SITE;
 }
 

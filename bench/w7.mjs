@@ -135,7 +135,7 @@ export async function startAmServer({ dir, port = 0 }) {
   })
   const url = await s.url
   s.exited.then(({ code, signal }) => {
-    for (const w of waiting.values()) w.reject(new Error(`am-server exited (${code ?? signal})`))
+    for (const w of waiting.values()) w.reject(new Error(`am-server exited (${code ?? signal}): ${s.stderr().slice(-4000)}`))
     waiting.clear()
   })
   return {

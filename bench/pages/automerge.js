@@ -145,6 +145,68 @@ const bench = {
     return { heads };
   },
 
+  // W5b: nothing to warm (the wasm was initialized when this module loaded).
+  async warm() {
+    return {};
+  },
+
+  // Close the repo: shutdown() disconnects and flushes every document.
+  async close() {
+    await repo.shutdown();
+    repo = null;
+    socket = null;
+    return {};
+  },
+
+  // W5b, the other device: find each (from the server), change it, flush it.
+  // The runner then waits until the server has the heads. -> { heads }
+  async w5bChange(urls) {
+    const hs = await Promise.all(urls.map((u) => repo.find(u)));
+    for (const h of hs) {
+      h.change((d) => {
+        d.n = d.n + 1000;
+      });
+    }
+    await durable(hs);
+    const heads = {};
+    for (const h of hs) heads[h.url] = Automerge.getHeads(h.doc());
+    return { heads };
+  },
+
+  // W5b, this device after the reload: from opening the repo until every
+  // url of `heads` holds the other device's change, flushed. automerge-repo
+  // syncs only documents that are found, so the app finds all it holds
+  // (`urls`, which an app would keep in a document of its own) to learn
+  // what changed. -> { ms, openMs, findMs }
+  async w5bResume({ db, sync, urls, heads }) {
+    const t0 = now();
+    dbName = db;
+    socket = new WebSocketClientAdapter(sync);
+    repo = new Repo({ storage: new IndexedDBStorageAdapter(db), network: [socket] });
+    const openMs = now() - t0;
+    const hs = await Promise.all(urls.map((u) => repo.find(u)));
+    const findMs = now() - t0;
+    const byUrl = new Map(hs.map((h) => [h.url, h]));
+    await Promise.all(
+      Object.entries(heads).map(([u, want]) => {
+        const h = byUrl.get(u);
+        const has = () => Automerge.getMissingDeps(h.doc(), want).length === 0;
+        if (has()) return undefined;
+        return new Promise((resolve) => {
+          const check = () => {
+            if (has()) {
+              h.off("change", check);
+              resolve();
+            }
+          };
+          h.on("change", check);
+        });
+      }),
+    );
+    await durable(Object.keys(heads).map((u) => byUrl.get(u)));
+    return { ms: now() - t0, openMs, findMs };
+  },
+
   // D1: change() returning is what an app sees as done; nothing is flushed.
   // The runner SIGKILLs the browser inside benchReported().
   async d1Start(n) {

@@ -134,6 +134,71 @@ const bench = {
     return { heads };
   },
 
+  // W5b. Load and initialize the wasm module now, outside the timed window
+  // (automerge-repo's page does it when its module loads).
+  async warm() {
+    const r = await Repo.open({ memory: true });
+    await r.close();
+    return {};
+  },
+
+  // Close the repo: close() also writes what it keeps in memory for a while
+  // (the server cursor, the heads the server acknowledged), as an app does
+  // before a reload.
+  async close() {
+    await repo.close();
+    repo = null;
+    handles.clear();
+    return {};
+  },
+
+  // W5b, the other device: find each (from the server: this repo's storage
+  // does not have them), change it, and wait until the server has the
+  // change on its disk. -> { heads } per url, the durable heads after it.
+  async w5bChange(urls) {
+    const heads = {};
+    await Promise.all(
+      urls.map(async (u) => {
+        const h = await find(u);
+        heads[u] = await h.change((d) => {
+          d.n = d.n + 1000;
+        });
+        await h.whenSynced();
+      }),
+    );
+    return { heads };
+  },
+
+  // W5b, this device after the reload: from Repo.open until the repo-level
+  // `change` events (durable by definition) showed every url of `heads` at
+  // heads including the other device's. Opens nothing itself: the app has
+  // not asked for any document. -> { ms, openMs, events }
+  async w5bResume({ db, sync, heads }) {
+    if (repo) throw new Error("a repo is already open in this page");
+    const t0 = performance.now();
+    const waiting = new Map(Object.entries(heads));
+    let events = 0;
+    let done;
+    const all = new Promise((resolve) => (done = resolve));
+    const seen = (e) => {
+      events++;
+      const want = waiting.get(e.url);
+      if (want && want.every((x) => e.heads.includes(x))) {
+        waiting.delete(e.url);
+        if (waiting.size === 0) done();
+      }
+    };
+    dbName = db;
+    repo = await Repo.open({ indexedDB: db, sync: [sync] });
+    const openMs = performance.now() - t0;
+    repo.on("change", seen);
+    if (waiting.size === 0) done();
+    await all;
+    const ms = performance.now() - t0;
+    repo.off("change", seen);
+    return { ms, openMs, events };
+  },
+
   async d1Start(n) {
     const h = await create({});
     await window.benchStarted(h.url);
