@@ -205,6 +205,25 @@ impl HeldFilter {
     pub fn contains(&self, id: &DocumentId) -> bool {
         self.0.contains_hash(&probe(id))
     }
+
+    /// [`HeldFilter::contains`] for a document whose [`Hashed`] form is at
+    /// hand (one SHA-256 per document, however many filters are asked).
+    pub fn contains_hashed(&self, id: &Hashed) -> bool {
+        self.0.contains_hash(&id.0)
+    }
+}
+
+/// A document id hashed once, for filters and lists.
+pub struct Hashed(ChangeHash);
+
+impl Hashed {
+    pub fn new(id: &DocumentId) -> Self {
+        Self(probe(id))
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.0 .0[..16].try_into().expect("16 bytes")
+    }
 }
 
 /// automerge's filter reads its probes from the first 12 bytes of a hash;
@@ -220,7 +239,7 @@ fn probe(id: &DocumentId) -> ChangeHash {
 pub type Digest = [u8; 16];
 
 pub fn digest(id: &DocumentId) -> Digest {
-    probe(id).0[..16].try_into().expect("16 bytes")
+    Hashed::new(id).digest()
 }
 
 /// The payload of `holdfast-changed`: per document, its [`digest`] (16

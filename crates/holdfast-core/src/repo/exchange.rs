@@ -224,9 +224,12 @@ impl Repo {
         };
         let listed: Vec<(collection::Digest, Vec<ChangeHash>)> = ids
             .into_iter()
-            .filter(|id| filter.contains(id))
-            .filter_map(|id| Some((collection::digest(&id), c.entries.get(&id)?.heads.clone())))
-            .filter(|(_, heads)| !heads.is_empty())
+            .filter_map(|id| {
+                let heads = &c.entries.get(&id)?.heads;
+                let hashed = collection::Hashed::new(&id);
+                let held = !heads.is_empty() && filter.contains_hashed(&hashed);
+                held.then(|| (hashed.digest(), heads.clone()))
+            })
             .collect();
         let upto = c.durable_seq;
         let before = since.unwrap_or(0).min(upto);
@@ -387,10 +390,20 @@ impl Repo {
     /// which of the documents it holds advanced (those it is not syncing
     /// already), and the sequence number it has now been told about.
     pub(super) fn notify_committed(&mut self, batch: &Batch) {
-        let ids: Vec<DocumentId> = batch.advanced_ids().collect();
-        if ids.is_empty() {
+        if batch.advanced_ids().next().is_none()
+            || !self
+                .collection
+                .links
+                .iter()
+                .any(|(_, l)| matches!(l, Link::Client { held: Some(_) }))
+        {
             return;
         }
+        // Each id hashed once, not once per client.
+        let ids: Vec<(DocumentId, collection::Hashed)> = batch
+            .advanced_ids()
+            .map(|id| (id, collection::Hashed::new(&id)))
+            .collect();
         let upto = self.collection.durable_seq;
         let mut sends = Vec::new();
         for (conn, link) in self.collection.links.iter() {
@@ -399,13 +412,13 @@ impl Repo {
             };
             let mut relevant = false;
             let mut listed = Vec::new();
-            for id in &ids {
+            for (id, hashed) in &ids {
                 let syncing = self
                     .docs
                     .get(id)
                     .is_some_and(|d| d.peers.contains_key(conn));
                 relevant |= syncing;
-                if !syncing && held.contains(id) {
+                if !syncing && held.contains_hashed(hashed) {
                     relevant = true;
                     let heads = self
                         .collection
@@ -413,7 +426,7 @@ impl Repo {
                         .get(id)
                         .map(|e| e.heads.clone())
                         .unwrap_or_default();
-                    listed.push((collection::digest(id), heads));
+                    listed.push((hashed.digest(), heads));
                 }
             }
             if relevant {
