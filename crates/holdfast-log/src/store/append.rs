@@ -2,12 +2,13 @@
 //! failed append is cut off again, or poisons the store if that fails too.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use holdfast_core::storage::Commit;
 
-use super::index::apply;
 use super::segment::{segment_file_name, write_all_at};
-use super::{LogError, LogStore};
+use super::{LogError, LogStore, Segment};
 use crate::fault::FaultPoint;
 use crate::format::{
     self, encode_commit, record_header, DecodedCommit, SegmentHeader, HEADER_LEN, RECORD_HEADER_LEN,
@@ -31,7 +32,7 @@ impl LogStore {
             });
         }
         if self.end >= self.opts.segment_size && self.end > HEADER_LEN {
-            self.roll()?;
+            self.roll_to(self.active + 1)?;
         }
         let (payload, spans) = encode_commit(
             commit.deletes.iter(),
@@ -44,7 +45,7 @@ impl LogStore {
 
         let at = self.end;
         let path = self.dir.join(segment_file_name(self.active));
-        let file = &self.segments[&self.active];
+        let file = &*self.segments[&self.active].file;
         let written = match self.fault.at(FaultPoint::Write) {
             Some(e) => {
                 // Simulate a torn append: the header and half the payload.
@@ -59,20 +60,31 @@ impl LogStore {
                 .and_then(|()| write_all_at(file, &payload, at + RECORD_HEADER_LEN))
                 .map_err(|e| ("append", e)),
         };
+        let mut fsync_took = None;
         let synced = written.and_then(|()| {
             match self.fault.at(FaultPoint::Sync) {
                 Some(e) => Err(e),
-                None => file.sync_data(),
+                None => {
+                    let started = Instant::now();
+                    let synced = file.sync_data();
+                    fsync_took = Some(started.elapsed());
+                    synced
+                }
             }
             .map_err(|e| ("fdatasync", e))
         });
+        if let Some(took) = fsync_took {
+            self.fsync.record(took);
+        }
         if let Err((op, e)) = synced {
             tracing::error!(segment = self.active, offset = at, op, error = %e, "log append failed; removing its partial bytes");
             self.undo_append(at, &path);
+            self.publish();
             return Err(LogError::io(op, &path, e));
         }
         drop(payload);
         self.end = at + record_len;
+        self.disk_bytes += record_len;
         let decoded = DecodedCommit {
             deletes: commit.deletes.clone(),
             delete_prefixes: commit.delete_prefixes.clone(),
@@ -83,12 +95,9 @@ impl LogStore {
                 .zip(spans)
                 .collect(),
         };
-        apply(
-            &mut self.index,
-            self.active,
-            at + RECORD_HEADER_LEN,
-            decoded,
-        );
+        self.index
+            .apply(self.active, at + RECORD_HEADER_LEN, decoded);
+        self.publish();
         Ok(())
     }
 
@@ -98,7 +107,7 @@ impl LogStore {
         let result = match self.fault_at(FaultPoint::Truncate) {
             Some(e) => Err(e),
             None => {
-                let file = &self.segments[&self.active];
+                let file = &self.segments[&self.active].file;
                 file.set_len(at).and_then(|()| file.sync_data())
             }
         };
@@ -112,13 +121,23 @@ impl LogStore {
         }
     }
 
-    /// Start a new active segment.
-    fn roll(&mut self) -> Result<(), LogError> {
-        let id = self.active + 1;
+    /// Seal the active segment and start segment `id` (normally the next
+    /// id; a background compaction skips one, which it writes itself).
+    pub(super) fn roll_to(&mut self, id: u64) -> Result<(), LogError> {
         let file = self.create_segment(id, SegmentHeader::new(id), false)?;
-        self.segments.insert(id, file);
+        if let Some(sealed) = self.segments.get_mut(&self.active) {
+            sealed.len = self.end;
+        }
+        self.segments.insert(
+            id,
+            Segment {
+                file: Arc::new(file),
+                len: HEADER_LEN,
+            },
+        );
         self.active = id;
         self.end = HEADER_LEN;
+        self.disk_bytes += HEADER_LEN;
         tracing::debug!(segment = id, "rolled to a new log segment");
         Ok(())
     }

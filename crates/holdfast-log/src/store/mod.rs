@@ -12,7 +12,8 @@
 //! - `recover`: opening, scanning and repairing the segments;
 //! - `append`: appending a commit, undoing a failed append (or poisoning the
 //!   store), rolling to a new segment;
-//! - `compact`: rewriting the live values into one compacted segment.
+//! - `compact`: rewriting the live values into one compacted segment, and
+//!   the policy that says when.
 
 mod append;
 mod compact;
@@ -23,16 +24,22 @@ mod segment;
 pub use self::segment::segment_file_name;
 
 use std::collections::BTreeMap;
+
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use holdfast_core::storage::{Detail, StorageError, StorageKey};
+use holdfast_core::storage::{Detail, StorageError};
 
 #[cfg(feature = "fault-hooks")]
 use crate::fault::FaultHook;
 use crate::fault::{FaultPoint, Faults};
 use crate::format::FORMAT_VERSION;
+use crate::metrics::FsyncHistogram;
+
+use self::index::Index;
 
 /// Tuning of a [`LogStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +52,16 @@ pub struct LogOptions {
     /// nothing. Recovery accepts records up to 1 GiB whatever this says, so
     /// lowering it never hides data already written.
     pub max_record: u32,
+    /// Automatic compaction (by [`LogStorage`](crate::LogStorage), after a
+    /// commit) needs at least this many bytes of garbage
+    /// ([`LogStats::garbage_bytes`]), so that a small log is not rewritten
+    /// over and over. 0 turns automatic compaction off.
+    pub compact_min_garbage_bytes: u64,
+    /// ...and garbage making up at least this percentage (1..=100) of the
+    /// log's bytes. At 50, the segment files stay under about twice the live
+    /// data (or live data + `compact_min_garbage_bytes`, whichever is more)
+    /// between compactions.
+    pub compact_garbage_percent: u32,
 }
 
 impl Default for LogOptions {
@@ -52,6 +69,8 @@ impl Default for LogOptions {
         Self {
             segment_size: 64 << 20,
             max_record: 256 << 20,
+            compact_min_garbage_bytes: 64 << 20,
+            compact_garbage_percent: 50,
         }
     }
 }
@@ -106,16 +125,37 @@ impl RecoveryReport {
     }
 }
 
-/// Sizes of a store, for deciding when to compact.
+/// Sizes and counters of a store: what automatic compaction decides on, and
+/// figures for monitoring ([`LogStorage::metrics`](crate::LogStorage::metrics)
+/// reads them without waiting for the store). Every field is kept up to date
+/// as the store changes; reading them costs no I/O.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
+    /// Segment files in use.
     pub segments: u32,
     pub live_keys: u64,
     /// Bytes of live values.
     pub live_bytes: u64,
-    /// Bytes of every segment file.
+    /// Bytes of the segment files in use (not `quarantine/`, not the
+    /// `.log.tmp` of a compaction in progress, not segments a compaction
+    /// replaced but could not remove: the next open removes those).
     pub disk_bytes: u64,
+    /// Bytes of the segment files that hold no live put: superseded and
+    /// deleted values, delete records, record and segment headers, corrupt
+    /// ranges. About what a compaction would free.
+    pub garbage_bytes: u64,
     pub active_segment: u64,
+    /// Compactions completed since open (automatic and explicit).
+    pub compactions: u64,
+    /// Compactions that failed since open (nothing was lost: the log is
+    /// as before, and automatic compaction retries after a pause).
+    pub compaction_failures: u64,
+    /// How long the last completed compaction took, start to switch-over.
+    pub last_compaction: Option<Duration>,
+    /// Whether a background compaction is under way.
+    pub compacting: bool,
+    /// Every commit's `fdatasync` duration since open.
+    pub fsync: FsyncHistogram,
 }
 
 /// Why a log operation failed.
@@ -145,6 +185,9 @@ pub enum LogError {
     Poisoned(String),
     #[error("invalid log options: {0}")]
     InvalidOptions(String),
+    /// A compaction was asked for while a background one is under way.
+    #[error("a log compaction is already in progress")]
+    CompactionInProgress,
 }
 
 impl LogError {
@@ -183,10 +226,19 @@ impl From<LogError> for StorageError {
             LogError::UnsupportedVersion { .. }
             | LogError::Locked(_)
             | LogError::Poisoned(_)
-            | LogError::InvalidOptions(_) => StorageError::Unavailable,
+            | LogError::InvalidOptions(_)
+            | LogError::CompactionInProgress => StorageError::Unavailable,
         };
         kind(Detail::caused_by(e.to_string(), e))
     }
+}
+
+/// One segment file in use. Shared (`Arc`) so that a background compaction
+/// can read sealed segments without holding the store.
+pub(crate) struct Segment {
+    file: Arc<File>,
+    /// Its length once sealed; for the active segment, see `LogStore::end`.
+    len: u64,
 }
 
 /// The synchronous log store. Every method blocks on disk I/O; the server
@@ -197,24 +249,81 @@ pub struct LogStore {
     /// Held (advisory lock) for the store's lifetime.
     _lock: File,
     /// Every live segment, by id. The active (last) one is open read+write.
-    segments: BTreeMap<u64, File>,
+    segments: BTreeMap<u64, Segment>,
     active: u64,
     /// Length of the active segment: where the next record goes.
     end: u64,
-    index: BTreeMap<StorageKey, Location>,
+    /// Σ the segments' lengths (the sealed ones' `len` and `end`).
+    disk_bytes: u64,
+    index: Index,
     poisoned: Option<String>,
     fault: Faults,
+    /// While a background compaction runs: the id of the newest segment it
+    /// replaces (`compacted_from`).
+    compacting: Option<u64>,
+    compactions: u64,
+    compaction_failures: u64,
+    /// Failed compactions since the last one that succeeded, and when
+    /// automatic compaction may try again.
+    failures_in_a_row: u32,
+    retry_after: Option<Instant>,
+    last_compaction: Option<Duration>,
+    fsync: FsyncHistogram,
+    /// A copy of [`LogStore::stats`] refreshed after every change, read by
+    /// `LogStorage::metrics` without taking the store.
+    published: Arc<Mutex<LogStats>>,
 }
 
 impl LogStore {
-    fn fault_at(&mut self, point: FaultPoint) -> Option<io::Error> {
+    fn fault_at(&self, point: FaultPoint) -> Option<io::Error> {
         self.fault.at(point)
     }
 
     /// Install a fault-injection hook (feature `fault-hooks`, tests only).
+    /// A background compaction already under way sees it too.
     #[cfg(feature = "fault-hooks")]
     pub fn set_fault_hook(&mut self, hook: Option<FaultHook>) {
         self.fault.set(hook);
+    }
+
+    /// The store's figures, O(1) (see [`LogStats`]).
+    pub fn stats(&self) -> Result<LogStats, LogError> {
+        Ok(LogStats {
+            segments: self.segments.len() as u32,
+            live_keys: self.index.len() as u64,
+            live_bytes: self.index.live_bytes(),
+            disk_bytes: self.disk_bytes,
+            garbage_bytes: self.garbage_bytes(),
+            active_segment: self.active,
+            compactions: self.compactions,
+            compaction_failures: self.compaction_failures,
+            last_compaction: self.last_compaction,
+            compacting: self.compacting.is_some(),
+            fsync: self.fsync,
+        })
+    }
+
+    /// Bytes of live values.
+    pub fn live_bytes(&self) -> u64 {
+        self.index.live_bytes()
+    }
+
+    /// See [`LogStats::garbage_bytes`]: the segment files' bytes minus the
+    /// encoded size of every live put.
+    pub fn garbage_bytes(&self) -> u64 {
+        self.disk_bytes.saturating_sub(self.index.live_put_bytes())
+    }
+
+    /// Refresh the copy that `LogStorage::metrics` reads.
+    fn publish(&self) {
+        if let Ok(stats) = self.stats() {
+            *self.published.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+        }
+    }
+
+    /// The shared copy of the stats, refreshed after every change.
+    pub(crate) fn published_stats(&self) -> Arc<Mutex<LogStats>> {
+        self.published.clone()
     }
 
     /// The data directory.

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use super::index::apply;
+use super::index::Index;
 use super::segment::{parse_segment_name, read_exact_at, segment_file_name, sync_dir};
-use super::{LogError, LogOptions, LogStore, Quarantined, RecoveryReport};
+use super::{LogError, LogOptions, LogStats, LogStore, Quarantined, RecoveryReport, Segment};
 use crate::fault::Faults;
 use crate::format::{
     crc_ok, decode_commit, parse_record_header, DecodedCommit, SegmentHeader, ABSOLUTE_MAX_RECORD,
@@ -88,6 +89,11 @@ impl LogStore {
             return Err(LogError::InvalidOptions(format!(
                 "max_record must be in 1..={ABSOLUTE_MAX_RECORD}"
             )));
+        }
+        if !(1..=100).contains(&opts.compact_garbage_percent) {
+            return Err(LogError::InvalidOptions(
+                "compact_garbage_percent must be in 1..=100".into(),
+            ));
         }
         fs::create_dir_all(&dir).map_err(|e| LogError::io("create directory", &dir, e))?;
         let lock_path = dir.join("LOCK");
@@ -198,9 +204,18 @@ impl LogStore {
             segments: BTreeMap::new(),
             active: 0,
             end: 0,
-            index: BTreeMap::new(),
+            disk_bytes: 0,
+            index: Index::default(),
             poisoned: None,
             fault: Faults::default(),
+            compacting: None,
+            compactions: 0,
+            compaction_failures: 0,
+            failures_in_a_row: 0,
+            retry_after: None,
+            last_compaction: None,
+            fsync: Default::default(),
+            published: Arc::new(Mutex::new(LogStats::default())),
         };
         let last = headers.keys().next_back().copied();
         for (&id, header) in &headers {
@@ -211,11 +226,23 @@ impl LogStore {
             None => {
                 let id = max_seen + 1;
                 let file = store.create_segment(id, SegmentHeader::new(id), false)?;
-                store.segments.insert(id, file);
+                store.segments.insert(
+                    id,
+                    Segment {
+                        file: Arc::new(file),
+                        len: HEADER_LEN,
+                    },
+                );
                 store.active = id;
                 store.end = HEADER_LEN;
             }
         }
+        store.disk_bytes = store
+            .segments
+            .iter()
+            .map(|(&id, s)| if id == store.active { store.end } else { s.len })
+            .sum();
+        store.publish();
         report.segments = store.segments.len() as u32;
         if report.is_clean() {
             tracing::info!(
@@ -266,7 +293,7 @@ impl LogStore {
         let mut pos = HEADER_LEN;
         while pos < len {
             if let Some(found) = read_record(&file, pos, len).map_err(rd)? {
-                apply(&mut self.index, id, pos + RECORD_HEADER_LEN, found.decoded);
+                self.index.apply(id, pos + RECORD_HEADER_LEN, found.decoded);
                 report.records += 1;
                 pos += found.len;
                 continue;
@@ -310,10 +337,19 @@ impl LogStore {
                 }
             }
         }
-        if is_last {
+        let len = if is_last {
             self.end = pos.max(HEADER_LEN);
-        }
-        self.segments.insert(id, file);
+            self.end
+        } else {
+            len
+        };
+        self.segments.insert(
+            id,
+            Segment {
+                file: Arc::new(file),
+                len,
+            },
+        );
         Ok(())
     }
 

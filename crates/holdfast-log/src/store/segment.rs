@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 
 use super::{LogError, LogStore};
-use crate::fault::FaultPoint;
+use crate::fault::{FaultPoint, Faults};
 use crate::format::SegmentHeader;
 
 /// The file name of segment `id`: at least 16 digits, zero-padded.
@@ -78,44 +78,56 @@ pub(super) fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> io::Result
     Ok(())
 }
 
+/// Create segment `id` in `dir` with `header`, fsync it and the directory.
+/// With `temp`, it is created as `<name>.tmp` (compaction renames it),
+/// replacing any leftover of that name.
+pub(super) fn create_segment_file(
+    faults: &Faults,
+    dir: &Path,
+    id: u64,
+    header: SegmentHeader,
+    temp: bool,
+) -> Result<File, LogError> {
+    let mut path = dir.join(segment_file_name(id));
+    if temp {
+        path.set_extension("log.tmp");
+    }
+    let result = (|| {
+        if let Some(e) = faults.at(FaultPoint::NewSegment) {
+            return Err(e);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(!temp)
+            .create(temp)
+            .truncate(temp)
+            .open(&path)?;
+        write_all_at(&file, &header.encode(), 0)?;
+        file.sync_all()?;
+        Ok(file)
+    })();
+    match result {
+        Ok(file) => {
+            sync_dir(dir)?;
+            Ok(file)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            Err(LogError::io("create segment", &path, e))
+        }
+    }
+}
+
 impl LogStore {
-    /// Create segment `id` with `header`, fsync it and the directory. With
-    /// `temp`, it is created as `<name>.tmp` (compaction renames it).
+    /// Create segment `id` with `header` (see [`create_segment_file`]).
     pub(super) fn create_segment(
         &mut self,
         id: u64,
         header: SegmentHeader,
         temp: bool,
     ) -> Result<File, LogError> {
-        let mut path = self.dir.join(segment_file_name(id));
-        if temp {
-            path.set_extension("log.tmp");
-        }
-        let result = (|| {
-            if let Some(e) = self.fault_at(FaultPoint::NewSegment) {
-                return Err(e);
-            }
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(!temp)
-                .create(temp)
-                .truncate(temp)
-                .open(&path)?;
-            write_all_at(&file, &header.encode(), 0)?;
-            file.sync_all()?;
-            Ok(file)
-        })();
-        match result {
-            Ok(file) => {
-                sync_dir(&self.dir)?;
-                Ok(file)
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&path);
-                Err(LogError::io("create segment", &path, e))
-            }
-        }
+        create_segment_file(&self.fault, &self.dir, id, header, temp)
     }
 }
 
