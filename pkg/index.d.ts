@@ -232,9 +232,25 @@ export type RepoOptions = ({ indexedDB: string; memory?: false } | { memory: tru
   /** The .wasm module; defaults to `wasm/holdfast_bg.wasm` next to index.js
    * (read from disk in node, fetched in browsers). */
   wasm?: WasmSource;
-  /** Sync servers (`ws://` / `wss://` URLs); reconnects with backoff. */
-  sync?: string | string[];
+  /** Sync servers: `ws://` / `wss://` URLs, or `{ url, token }` for a
+   * server with access control; reconnects with backoff. */
+  sync?: string | SyncServer | (string | SyncServer)[];
 };
+
+/** A sync server that wants a token (a JWT; see holdfast-server's
+ * `--auth-secret-file` / `--auth-jwks`). */
+export interface SyncServer {
+  /** `ws://` or `wss://` URL (its query is kept). */
+  url: string;
+  /** Sent as `?token=` on the URL. A function is called before every
+   * connection attempt, reconnects included (return a fresh token there);
+   * if it throws, rejects or returns no string, that attempt fails and is
+   * retried with backoff. */
+  token?: string | (() => string | Promise<string>);
+}
+
+/** `url` with `token` as its `token` query parameter. */
+export function withToken(url: string, token: string): string;
 
 export class Repo {
   private constructor();

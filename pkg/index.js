@@ -121,6 +121,46 @@ export function toUrl(documentId) {
   return `automerge:${documentId}`;
 }
 
+// ---------------------------------------------------------------- sync servers
+
+/** `url` with `token` as its `token` query parameter (URL-encoded; the rest
+ * of the query is kept; an earlier token is replaced). Browsers cannot set
+ * headers on a WebSocket: the server reads the token here. */
+export function withToken(url, token) {
+  const u = new URL(url);
+  u.searchParams.set("token", token);
+  return u.toString();
+}
+
+/**
+ * The `sync` option as the engine takes it: a URL stays a URL; `{ url,
+ * token }` becomes `{ url, connectUrl }`, a function the engine calls before
+ * every connection attempt (so a token function runs again on every
+ * reconnect, and can hand out a fresh token) resolving to the URL with the
+ * token. A token function that throws, rejects or gives no string fails that
+ * attempt; the engine backs off and tries again.
+ */
+export function syncServers(sync) {
+  if (sync === undefined || sync === null) return [];
+  const bad = (what) => new TypeError(`Repo.open: ${what}`);
+  return (Array.isArray(sync) ? sync : [sync]).map((s) => {
+    if (typeof s === "string") return s;
+    if (!s || typeof s !== "object" || typeof s.url !== "string") throw bad("each `sync` entry is a ws:// URL or { url, token }");
+    const { url, token } = s;
+    if (token === undefined || token === null) return url;
+    if (typeof token === "string") return { url, connectUrl: () => withToken(url, token) };
+    if (typeof token !== "function") throw bad("`token` is a string or a function returning (a promise of) one");
+    return {
+      url,
+      async connectUrl() {
+        const t = await token();
+        if (typeof t !== "string") throw new TypeError(`the token function for ${url} gave ${t === null ? "null" : typeof t}, not a string`);
+        return withToken(url, t);
+      },
+    };
+  });
+}
+
 // ---------------------------------------------------------------- events
 
 class Emitter {
@@ -349,6 +389,9 @@ export class Repo extends Emitter {
    * Open a repo: `{ indexedDB: "db-name" }` (persistent) or `{ memory: true }`.
    * `wasm` optionally gives the .wasm module (bytes, URL, Response or
    * WebAssembly.Module); by default it is loaded next to this file.
+   * `sync`: a ws:// URL, `{ url, token }`, or an array of them; `token` is
+   * a string or a (possibly async) function called before every
+   * (re)connection, put on the URL as `?token=` (see `withToken`).
    */
   static async open(options = {}) {
     const { indexedDB, memory, wasm, sync, _binding, _compactAfter } = options;
@@ -359,7 +402,7 @@ export class Repo extends Emitter {
       throw new TypeError('Repo.open needs { indexedDB: "database-name" } or { memory: true }');
     }
     const mod = _binding ?? (await loadBinding(wasm));
-    const urls = sync === undefined ? [] : Array.isArray(sync) ? sync : [sync];
+    const urls = syncServers(sync);
     const inner = await mod.WasmRepo.open({ ...(memory === true ? { memory: true } : { indexedDB }), sync: urls, ...(_compactAfter !== undefined && { compactAfter: _compactAfter }) });
     return new Repo(inner, { syncing: urls.length > 0 });
   }

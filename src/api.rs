@@ -112,24 +112,9 @@ impl WasmRepo {
                     "Repo.open needs exactly one of { indexedDB: \"<name>\" } or { memory: true }",
                 )),
             };
-        let sync: Vec<String> = match Reflect::get(&options, &"sync".into()) {
-            Ok(v) if v.is_undefined() || v.is_null() => Vec::new(),
-            Ok(v) if Array::is_array(&v) => Array::from(&v)
-                .iter()
-                .filter_map(|u| u.as_string())
-                .collect(),
-            Ok(v) => match v.as_string() {
-                Some(u) => vec![u],
-                None => {
-                    return Err(js_error(
-                        ErrorKind::InvalidOptions,
-                        "`sync` must be a WebSocket URL or an array of them",
-                    ))
-                }
-            },
-            Err(e) => return Err(e),
-        };
-        for url in &sync {
+        let sync = crate::net::sync_servers(&Reflect::get(&options, &"sync".into())?)
+            .map_err(|m| js_error(ErrorKind::InvalidOptions, &m))?;
+        for url in sync.iter().map(|s| &s.url) {
             if !(url.starts_with("ws://") || url.starts_with("wss://")) {
                 return Err(js_error(
                     ErrorKind::InvalidOptions,
@@ -171,7 +156,7 @@ impl WasmRepo {
             closed: RefCell::new(false),
         };
         if !sync.is_empty() {
-            repo.driver.set_sync_urls(sync);
+            repo.driver.set_sync_servers(sync);
         }
         Ok(repo)
     }

@@ -10,10 +10,10 @@
 //! closed on purpose, so only sockets closing by themselves report a loss.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use js_sys::{Function, Reflect, Uint8Array};
+use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, MessageEvent, WebSocket};
 
@@ -34,6 +34,16 @@ pub enum NetEvent {
 
 type Handler = Closure<dyn FnMut(JsValue)>;
 
+/// A sync server: its URL (what the dialer and messages name), and
+/// optionally a function called before every connection attempt that
+/// returns (a promise of) the URL to open instead: `pkg/index.js` makes one
+/// from a `token` option, so that a token function runs on every
+/// reconnect and the token is never logged.
+pub struct SyncServer {
+    pub url: String,
+    pub connect_url: Option<Function>,
+}
+
 struct Socket {
     ws: WebSocket,
     /// The closures the socket calls; alive as long as the socket.
@@ -48,6 +58,10 @@ struct Inner {
     /// The deadline a `setTimeout` is armed for.
     timer_at: Option<u64>,
     online_handlers: Option<[Handler; 2]>,
+    /// Per server URL: its `connect_url` function.
+    connect_urls: HashMap<String, Function>,
+    /// Connections waiting for their `connect_url` (no socket yet).
+    resolving: HashSet<ConnId>,
 }
 
 /// The transport; clones share it.
@@ -55,6 +69,42 @@ struct Inner {
 pub struct Net {
     inner: Rc<RefCell<Inner>>,
     sink: Rc<dyn Fn(NetEvent)>,
+}
+
+/// The `sync` option as `pkg/index.js` passes it: absent, a URL, or an
+/// array of URLs and `{ url, connectUrl? }` objects.
+pub fn sync_servers(v: &JsValue) -> Result<Vec<SyncServer>, String> {
+    const WHAT: &str =
+        "`sync` must be a WebSocket URL, a { url, token } object or an array of them";
+    if v.is_undefined() || v.is_null() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<JsValue> = match js_sys::Array::is_array(v) {
+        true => js_sys::Array::from(v).iter().collect(),
+        false => vec![v.clone()],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        if let Some(url) = item.as_string() {
+            out.push(SyncServer {
+                url,
+                connect_url: None,
+            });
+            continue;
+        }
+        let get = |k: &str| Reflect::get(&item, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let Some(url) = item.is_object().then(|| get("url").as_string()).flatten() else {
+            return Err(WHAT.into());
+        };
+        let connect = get("connectUrl");
+        let connect_url = match connect.dyn_into::<Function>() {
+            Ok(f) => Some(f),
+            Err(v) if v.is_undefined() => None,
+            Err(_) => return Err(format!("{WHAT}: connectUrl must be a function")),
+        };
+        out.push(SyncServer { url, connect_url });
+    }
+    Ok(out)
 }
 
 fn browser_online() -> bool {
@@ -75,19 +125,24 @@ impl Net {
                 status: Status::Offline,
                 timer_at: None,
                 online_handlers: None,
+                connect_urls: HashMap::new(),
+                resolving: HashSet::new(),
             })),
             sink: Rc::new(sink),
         }
     }
 
-    /// Start syncing with these WebSocket URLs.
-    pub fn add_urls(&self, urls: Vec<String>) {
+    /// Start syncing with these servers.
+    pub fn add_servers(&self, servers: Vec<SyncServer>) {
         self.listen_online();
         {
             let mut inner = self.inner.borrow_mut();
             inner.dialer.set_network(browser_online());
-            for url in urls {
-                inner.dialer.add(url);
+            for s in servers {
+                if let Some(f) = s.connect_url {
+                    inner.connect_urls.insert(s.url.clone(), f);
+                }
+                inner.dialer.add(s.url);
             }
         }
         self.drain();
@@ -159,8 +214,48 @@ impl Net {
         self.status_changed();
     }
 
+    /// Open `conn` to `url`, first asking its `connect_url` function (if it
+    /// has one) which URL to open: a failure there is a failed attempt
+    /// (the dialer backs off and tries again, calling it again).
     fn open(&self, conn: ConnId, url: &str) {
-        let ws = match WebSocket::new(url) {
+        let connect = self.inner.borrow().connect_urls.get(url).cloned();
+        let Some(f) = connect else {
+            return self.open_socket(conn, url, url);
+        };
+        self.inner.borrow_mut().resolving.insert(conn);
+        let (this, url) = (self.clone(), url.to_string());
+        wasm_bindgen_futures::spawn_local(async move {
+            let resolved = match f.call0(&JsValue::UNDEFINED) {
+                Ok(v) => wasm_bindgen_futures::JsFuture::from(Promise::resolve(&v)).await,
+                Err(e) => Err(e),
+            };
+            // Closed meanwhile (offline, or the repo closed): nothing to open.
+            if !this.inner.borrow_mut().resolving.remove(&conn) {
+                return;
+            }
+            match resolved.map(|v| v.as_string()) {
+                Ok(Some(actual)) => this.open_socket(conn, &url, &actual),
+                Ok(None) => {
+                    web_sys::console::warn_1(
+                        &format!("holdfast: the token for {url} is not a string").into(),
+                    );
+                    this.lost(conn);
+                }
+                Err(e) => {
+                    web_sys::console::warn_2(
+                        &format!("holdfast: getting the token for {url} failed").into(),
+                        &e,
+                    );
+                    this.lost(conn);
+                }
+            }
+        });
+    }
+
+    /// Open `conn`'s socket to `actual` (`url` with its token, if any;
+    /// messages name `url` only).
+    fn open_socket(&self, conn: ConnId, url: &str, actual: &str) {
+        let ws = match WebSocket::new(actual) {
             Ok(ws) => ws,
             Err(e) => {
                 web_sys::console::error_2(&format!("holdfast: cannot open {url}").into(), &e);
@@ -210,6 +305,7 @@ impl Net {
 
     /// Close `conn`'s socket (if still open) and tell the owner it is gone.
     fn forget(&self, conn: ConnId) {
+        self.inner.borrow_mut().resolving.remove(&conn);
         let socket = self.inner.borrow_mut().sockets.remove(&conn);
         let Some(Socket { ws, handlers }) = socket else {
             return;

@@ -143,6 +143,9 @@ impl<S: Storage + 'static> Driver<S> {
             Event::ConnectionError { error, .. } => {
                 web_sys::console::warn_1(&format!("holdfast: connection closed: {error}").into());
             }
+            Event::AccessDenied { error, .. } => {
+                web_sys::console::warn_1(&format!("holdfast: refused: {error}").into());
+            }
             Event::Ephemeral { doc, sender, data } => {
                 self.emit(&[
                     ("type", "ephemeral".into()),

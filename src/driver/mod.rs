@@ -118,9 +118,9 @@ impl<S: Storage + 'static> Driver<S> {
         Self { shared }
     }
 
-    /// Start syncing with these WebSocket URLs.
-    pub fn set_sync_urls(&self, urls: Vec<String>) {
-        self.shared.net.add_urls(urls);
+    /// Start syncing with these servers.
+    pub fn set_sync_servers(&self, servers: Vec<crate::net::SyncServer>) {
+        self.shared.net.add_servers(servers);
     }
 
     /// `"online"` (a sync server is connected), `"connecting"` or `"offline"`.

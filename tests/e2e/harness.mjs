@@ -54,9 +54,10 @@ export function within(promise, what, ms = TIMEOUT) {
  * Start holdfast-server on a free port of 127.0.0.1 with a fresh data
  * directory, serving static files from `www` (the repository root by
  * default, so that /pkg/index.js and /tests/e2e/page.html exist).
+ * `args`: more command-line arguments (e.g. `--auth-secret-file F`).
  * Resolves once it listens: `{ ws, http, stop() }`.
  */
-export async function startServer({ www = ROOT } = {}) {
+export async function startServer({ www = ROOT, args = [] } = {}) {
   if (!existsSync(SERVER_BIN)) {
     throw new Error(`${SERVER_BIN} is missing: run cargo build -p holdfast-server (make test does)`);
   }
@@ -64,7 +65,7 @@ export async function startServer({ www = ROOT } = {}) {
     throw new Error("pkg/wasm/ is missing: run scripts/build-pkg.sh --dev (make test does)");
   }
   const data = mkdtempSync(join(tmpdir(), "holdfast-e2e-"));
-  const child = spawn(SERVER_BIN, ["--listen", "127.0.0.1:0", "--data", data, "--www", www], {
+  const child = spawn(SERVER_BIN, ["--listen", "127.0.0.1:0", "--data", data, "--www", www, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
   });

@@ -158,6 +158,11 @@ fn new_config(rng: &mut ChaCha8Rng, name: &str, server: bool) -> RepoConfig {
         format!("s{:x}", rng.random::<u32>()),
     );
     cfg.announce = !server;
+    if server {
+        // Fewer documents held than the world has: the server evicts idle
+        // ones and loads them again when asked (see `repo/evict.rs`).
+        cfg.conn_limits.max_loaded_docs = 2;
+    }
     cfg.find_timeout_ms = 5_000;
     cfg.compact_after = 4;
     cfg.limits = DecodeLimits::default();

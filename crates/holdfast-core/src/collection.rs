@@ -101,18 +101,25 @@ pub struct IndexEntry {
     pub heads: Vec<ChangeHash>,
     /// Per server storage id: the heads that server last advertised.
     pub synced: VecMap<String, Vec<ChangeHash>>,
+    /// The subject that created the document on a server with access
+    /// control (see `repo::access`): it may read and write it. Written with
+    /// the document's first records; absent in entries written without one.
+    pub owner: Option<String>,
 }
 
 impl IndexEntry {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new(Vec::new());
         let r: Result<(), minicbor::encode::Error<std::convert::Infallible>> = (|| {
-            e.map(3)?;
+            e.map(3 + u64::from(self.owner.is_some()))?;
             e.str("seq")?.u64(self.seq)?;
             e.str("heads")?.bytes(&join(&self.heads))?;
             e.str("synced")?.map(self.synced.len() as u64)?;
             for (sid, heads) in self.synced.iter() {
                 e.str(sid)?.bytes(&join(heads))?;
+            }
+            if let Some(owner) = &self.owner {
+                e.str("owner")?.str(owner)?;
             }
             Ok(())
         })();
@@ -135,6 +142,7 @@ impl IndexEntry {
                         entry.synced.insert(sid, split(d.bytes().map_err(err)?)?);
                     }
                 }
+                "owner" => entry.owner = Some(d.str().map_err(err)?.to_string()),
                 _ => d.skip().map_err(err)?,
             }
         }
@@ -292,9 +300,18 @@ mod tests {
             seq: 1 << 40,
             heads: vec![h(1), h(2)],
             synced: VecMap::new(),
+            owner: None,
         };
         e.synced.insert("server-a".into(), vec![h(3)]);
         assert_eq!(IndexEntry::decode(&e.encode()).unwrap(), e);
+        let owned = IndexEntry {
+            owner: Some("alice".into()),
+            ..e.clone()
+        };
+        assert_eq!(IndexEntry::decode(&owned.encode()).unwrap(), owned);
+        // An entry without an owner is encoded as before the field existed.
+        assert_eq!(owned.encode().len(), e.encode().len() + 12);
+        assert_eq!(e.encode()[0], 0xa3);
         assert!(IndexEntry::decode(&[0xa1, 0x65]).is_err());
         let key = entry_key(&DocumentId([9; 16]));
         assert_eq!(

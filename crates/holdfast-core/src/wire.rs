@@ -33,12 +33,14 @@ mod encoder;
 mod error;
 mod limits;
 mod message;
+mod untrusted;
 
 pub use decoder::decode;
 pub use encoder::encode;
 pub use error::DecodeError;
-pub use limits::{DecodeLimits, DEFAULT_MAX_FRAME_SIZE, MAX_ITEMS, MAX_NESTING};
+pub use limits::{DecodeLimits, DEFAULT_MAX_FRAME_SIZE, MAX_ID_LEN, MAX_ITEMS, MAX_NESTING};
 pub use message::{Message, PeerId, PeerMetadata};
+pub use untrusted::{untrusted, Untrusted};
 
 #[cfg(test)]
 mod tests;

@@ -129,6 +129,18 @@ impl Collection {
         })
     }
 
+    /// The subject that owns `id` (see `access`).
+    pub fn owner(&self, id: &DocumentId) -> Option<&str> {
+        self.entries.get(id)?.owner.as_deref()
+    }
+
+    /// `subject` created `id`: kept in its entry, which is written with the
+    /// document's first records (an entry is written whenever its heads
+    /// advance; without the collection it stays in memory).
+    pub fn set_owner(&mut self, id: DocumentId, subject: String) {
+        self.entry(id).owner = Some(subject);
+    }
+
     /// The documents held here: every entry with durable heads.
     pub fn held(&self) -> impl Iterator<Item = (&DocumentId, &IndexEntry)> {
         self.entries.iter().filter(|(_, e)| !e.heads.is_empty())
@@ -258,6 +270,17 @@ impl Collection {
     }
 
     /// The commit holding `b` completed.
+    /// The documents `b` makes durable here for the first time (none of
+    /// their records were durable before it): no filter sent so far named
+    /// them.
+    pub fn newly_held(&self, b: &Batch) -> Vec<DocumentId> {
+        b.advanced
+            .iter()
+            .filter(|(id, _, _)| self.entries.get(id).is_none_or(|e| e.heads.is_empty()))
+            .map(|(id, _, _)| *id)
+            .collect()
+    }
+
     pub fn committed(&mut self, b: &Batch) {
         for (id, seq, heads) in &b.advanced {
             let e = self.entry(*id);

@@ -167,6 +167,11 @@ impl Repo {
         };
         match result {
             Ok(()) => {
+                let newly_held = inflight
+                    .collection
+                    .as_ref()
+                    .map(|c| self.collection.newly_held(c))
+                    .unwrap_or_default();
                 if let Some(c) = &inflight.collection {
                     self.collection.committed(c);
                 }
@@ -176,6 +181,7 @@ impl Repo {
                 if let Some(c) = &inflight.collection {
                     self.notify_committed(c);
                 }
+                self.announce_newly_held(newly_held);
             }
             Err(error) => {
                 if let Some(c) = inflight.collection {

@@ -107,6 +107,9 @@ pub(super) struct Doc {
     pub seqs: SeqCache,
     /// Operations of changes admission looked up (see `ops_check`).
     pub op_cache: OpCache,
+    /// When a peer last sent a message about it (eviction goes least
+    /// recently used first).
+    pub last_used: Timestamp,
 }
 
 impl Doc {
@@ -130,7 +133,20 @@ impl Doc {
             orphans: Vec::new(),
             seqs: SeqCache::default(),
             op_cache: OpCache::default(),
+            last_used: Timestamp(0),
         }
+    }
+
+    /// Nothing but storage needs it in memory: no peer syncs it, no find
+    /// waits for it, nothing is pending, in flight or waiting for deps.
+    pub fn evictable(&self) -> bool {
+        matches!(self.phase, Phase::Ready)
+            && self.peers.is_empty()
+            && self.finds.is_empty()
+            && self.items.is_empty()
+            && self.in_flight.is_none()
+            && self.orphans.is_empty()
+            && !self.needs_commit()
     }
 
     /// Storage has answered: every phase but `Loading`.

@@ -37,6 +37,10 @@ impl Docs {
         self.map.get_mut(id)
     }
 
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
     pub fn contains_key(&self, id: &DocumentId) -> bool {
         self.map.contains_key(id)
     }

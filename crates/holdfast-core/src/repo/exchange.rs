@@ -16,7 +16,7 @@
 use automerge::sync::{self, BloomFilter, Have};
 use automerge::{Automerge, ChangeHash};
 
-use super::collection::{Batch, Link};
+use super::collection::Link;
 use super::doc::{Doc, Phase};
 use super::types::*;
 use super::Repo;
@@ -228,6 +228,7 @@ impl Repo {
                 let heads = &c.entries.get(&id)?.heads;
                 let hashed = collection::Hashed::new(&id);
                 let held = !heads.is_empty() && filter.contains_hashed(&hashed);
+                let held = held && self.may_read(conn, id); // see `access`
                 held.then(|| (hashed.digest(), heads.clone()))
             })
             .collect();
@@ -248,7 +249,7 @@ impl Repo {
             .insert(conn, Link::Client { held: Some(filter) });
     }
 
-    fn send_changed(
+    pub(super) fn send_changed(
         &mut self,
         conn: ConnId,
         upto: u64,
@@ -383,58 +384,6 @@ impl Repo {
         if let Some(upto) = upto {
             let sid = storage_id.clone();
             self.collection.advance_cursor(&sid, upto, now);
-        }
-    }
-
-    /// Server side, after a commit completed: tell each client that resumed
-    /// which of the documents it holds advanced (those it is not syncing
-    /// already), and the sequence number it has now been told about.
-    pub(super) fn notify_committed(&mut self, batch: &Batch) {
-        if batch.advanced_ids().next().is_none()
-            || !self
-                .collection
-                .links
-                .iter()
-                .any(|(_, l)| matches!(l, Link::Client { held: Some(_) }))
-        {
-            return;
-        }
-        // Each id hashed once, not once per client.
-        let ids: Vec<(DocumentId, collection::Hashed)> = batch
-            .advanced_ids()
-            .map(|id| (id, collection::Hashed::new(&id)))
-            .collect();
-        let upto = self.collection.durable_seq;
-        let mut sends = Vec::new();
-        for (conn, link) in self.collection.links.iter() {
-            let Link::Client { held: Some(held) } = link else {
-                continue;
-            };
-            let mut relevant = false;
-            let mut listed = Vec::new();
-            for (id, hashed) in &ids {
-                let syncing = self
-                    .docs
-                    .get(id)
-                    .is_some_and(|d| d.peers.contains_key(conn));
-                relevant |= syncing;
-                if !syncing && held.contains_hashed(hashed) {
-                    relevant = true;
-                    let heads = self
-                        .collection
-                        .entries
-                        .get(id)
-                        .map(|e| e.heads.clone())
-                        .unwrap_or_default();
-                    listed.push((hashed.digest(), heads));
-                }
-            }
-            if relevant {
-                sends.push((*conn, listed));
-            }
-        }
-        for (conn, listed) in sends {
-            self.send_changed(conn, upto, &listed);
         }
     }
 

@@ -14,14 +14,18 @@
 //! queue runs dry. Each local change is reported when the commit holding it
 //! completes.
 
+mod access;
 mod admit;
 mod collection;
 mod commit;
+mod conn_limits;
 mod doc;
 mod docs;
+mod evict;
 mod exchange;
 mod guard;
 mod net;
+mod notify;
 mod ops_check;
 mod parked;
 mod seqs;
@@ -65,6 +69,14 @@ pub struct Repo {
     received: crate::vecmap::VecMap<&'static str, u64>,
     /// Sync states of peers that disconnected (a server's only).
     parked: parked::Parked,
+    /// When connections' access expires (see `access`).
+    expiries: std::collections::BTreeSet<(Timestamp, ConnId)>,
+    /// Refusals of peers' messages under `ConnLimits`, per reason.
+    refused: crate::vecmap::VecMap<&'static str, u64>,
+    /// Eviction (see `evict`): documents evicted, and the count below which
+    /// no scan runs.
+    evicted: u64,
+    evict_floor: usize,
 }
 
 impl Repo {
@@ -88,6 +100,10 @@ impl Repo {
             collection: collection::Collection::default(),
             received: Default::default(),
             parked: parked::Parked::default(),
+            expiries: Default::default(),
+            refused: Default::default(),
+            evicted: 0,
+            evict_floor: 0,
         }
     }
 
@@ -100,11 +116,18 @@ impl Repo {
         &self.received
     }
 
+    /// How often a peer's message was refused under
+    /// [`RepoConfig::conn_limits`], per reason.
+    pub fn refused(&self) -> &crate::vecmap::VecMap<&'static str, u64> {
+        &self.refused
+    }
+
     /// The next effect to perform. When nothing else is queued, this builds
     /// the next group commit if none is in flight and work is pending.
     pub fn poll_effect(&mut self) -> Option<Effect> {
         if self.effects.is_empty() {
             self.flush();
+            self.evict_idle();
         }
         self.effects.pop_front()
     }
@@ -112,7 +135,11 @@ impl Repo {
     /// The earliest time [`Repo::handle_timeout`] should be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let finds = self.docs.values().filter_map(Doc::find_deadline).min();
-        finds.into_iter().chain(self.collection.due).min()
+        finds
+            .into_iter()
+            .chain(self.collection.due)
+            .chain(self.next_expiry())
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Timestamp) {
@@ -129,6 +156,7 @@ impl Repo {
         for id in expired {
             self.fail_finds(id, self.unavailable());
         }
+        self.expire_access(now);
     }
 
     /// The storage adapter found that its store lost data it had made

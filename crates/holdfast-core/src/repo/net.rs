@@ -11,16 +11,39 @@ use crate::wire::{self, Message, PeerId, PeerMetadata};
 pub(super) const PROTOCOL_VERSION: &str = "1";
 
 pub(super) struct Conn {
-    dir: Direction,
+    pub dir: Direction,
     /// Set once the handshake completed.
-    peer: Option<(PeerId, PeerMetadata)>,
+    pub peer: Option<(PeerId, PeerMetadata)>,
+    /// Documents this peer sent `sync`/`request`/`doc-unavailable` about
+    /// (bounded by `ConnLimits::max_docs_per_conn`).
+    pub docs: std::collections::BTreeSet<DocumentId>,
+    /// Ephemeral messages and bytes from this peer in the current second.
+    pub eph_second: u64,
+    pub eph_msgs: u32,
+    pub eph_bytes: usize,
+    /// What it may do (`access`); `None`: `RepoConfig::default_access`.
+    pub access: Option<Access>,
+}
+
+impl Conn {
+    fn new(dir: Direction) -> Self {
+        Self {
+            dir,
+            peer: None,
+            docs: Default::default(),
+            eph_second: 0,
+            eph_msgs: 0,
+            eph_bytes: 0,
+            access: None,
+        }
+    }
 }
 
 impl Repo {
     /// A connection opened. On outgoing connections we send `join`.
     pub fn connected(&mut self, now: Timestamp, conn: ConnId, dir: Direction) {
         self.now = now;
-        self.conns.insert(conn, Conn { dir, peer: None });
+        self.conns.insert(conn, Conn::new(dir));
         if dir == Direction::Outgoing {
             let join = Message::Join {
                 sender_id: self.cfg.peer_id.clone(),
@@ -56,6 +79,10 @@ impl Repo {
         if let (Some((peer, _)), false) = (&c.peer, self.cfg.announce) {
             self.parked.park(peer.clone(), states);
         }
+        if let Some((peer, _)) = &c.peer {
+            self.forget_ephemeral_sessions(peer);
+        }
+        self.evict_floor = 0;
         self.event(Event::PeerDisconnected {
             conn,
             peer_id: c.peer.map(|p| p.0),
@@ -189,24 +216,34 @@ impl Repo {
     }
 
     fn dispatch(&mut self, conn: ConnId, msg: Message) {
+        let Some(msg) = self.gate(conn, msg) else {
+            return;
+        };
         match msg {
             Message::Sync { document_id, .. } | Message::DocUnavailable { document_id, .. } => {
+                if !self.note_conn_doc(conn, document_id) {
+                    return;
+                }
                 match self.docs.get_mut(&document_id) {
                     Some(Doc {
                         phase: Phase::Loading { buffered },
                         ..
                     }) => buffered.push((conn, msg)),
-                    Some(_) => self.handle_doc_message(conn, msg),
+                    Some(doc) => {
+                        doc.last_used = self.now;
+                        self.handle_doc_message(conn, msg)
+                    }
                     None => {
                         // Not in memory: load it first, keeping the message.
                         let task = self.task();
-                        let doc = Doc::new(
+                        let mut doc = Doc::new(
                             document_id,
                             &self.actor,
                             Phase::Loading {
                                 buffered: vec![(conn, msg)],
                             },
                         );
+                        doc.last_used = self.now;
                         self.docs.insert(document_id, doc);
                         self.loads.insert(task, document_id);
                         self.effects.push_back(Effect::Load {
@@ -224,6 +261,9 @@ impl Repo {
                 data,
                 ..
             } => {
+                if !self.admit_ephemeral(conn, &sender_id, document_id, data.len()) {
+                    return;
+                }
                 let key = (sender_id.clone(), session_id.clone());
                 if self
                     .ephemeral_seen
@@ -233,7 +273,7 @@ impl Repo {
                 {
                     return;
                 }
-                self.ephemeral_seen.insert(key, count);
+                self.remember_ephemeral_session(key, count);
                 self.event(Event::Ephemeral {
                     doc: document_id,
                     sender: sender_id.clone(),
@@ -256,10 +296,14 @@ impl Repo {
     }
 
     fn peer_opened(&mut self, conn: ConnId, peer_id: PeerId, metadata: PeerMetadata) {
+        self.replace_same_peer(conn, &peer_id);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Some((peer_id.clone(), metadata.clone()));
         }
         for (id, state) in self.parked.take(&peer_id) {
+            if !self.may_read(conn, id) {
+                continue;
+            }
             if let Some(doc) = self.docs.get_mut(&id).filter(|d| d.loaded()) {
                 doc.peers.entry(conn).or_insert(state);
             }
@@ -300,7 +344,9 @@ impl Repo {
             .filter(|(c, _)| Some(**c) != from)
             .filter_map(|(c, conn)| conn.peer.as_ref().map(|p| (*c, p.0.clone())))
             .filter(|(c, p)| {
-                p != sender && self.docs.get(&id).is_some_and(|d| d.peers.contains_key(c))
+                p != sender
+                    && self.docs.get(&id).is_some_and(|d| d.peers.contains_key(c))
+                    && self.may_read(*c, id)
             })
             .collect();
         for (conn, target_id) in targets {

@@ -82,6 +82,10 @@ impl Repo {
         if !self.docs.contains_key(&id) {
             return;
         }
+        // May `conn` write what this carries, and read the document?
+        let Some((msg, chunks)) = self.check_sync(conn, id, request, msg, chunks) else {
+            return;
+        };
         self.note_server_heads(conn, id, &msg.heads);
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
@@ -242,6 +246,14 @@ impl Repo {
 
     /// Generate (from durable state) and send one sync message, if any.
     pub(super) fn send_sync(&mut self, id: DocumentId, conn: ConnId) {
+        if !self.may_read(conn, id) {
+            // Never a byte of a document to a connection that may not read
+            // it, whichever path got here (see `access`).
+            if let Some(doc) = self.docs.get_mut(&id) {
+                doc.peers.remove(&conn);
+            }
+            return;
+        }
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };

@@ -1,12 +1,14 @@
 //! Values that go into and come out of the [`Repo`](super::Repo) state machine.
 
+use std::collections::BTreeSet;
+
 use automerge::ChangeHash;
 
 use crate::error::ErrorKind;
 use crate::id::DocumentId;
 use crate::storage::{Commit, StorageError, StorageKey, StorageReset};
 use crate::validate::{PeerLimits, ValidationError};
-use crate::wire::{DecodeLimits, PeerId, PeerMetadata};
+use crate::wire::{untrusted, DecodeLimits, PeerId, PeerMetadata};
 
 /// Milliseconds on the caller's clock. The core never reads a clock: every
 /// input carries the time it happened at.
@@ -76,6 +78,60 @@ pub struct RepoConfig {
     /// prevent turns this off: automerge panics or allocates without bound on
     /// crafted input.
     pub validate_peer_input: bool,
+    /// What one connection may make this repo hold or relay (a server's
+    /// defence against its clients; unlimited by default).
+    pub conn_limits: ConnLimits,
+    /// What a connection may do until [`Repo::set_access`](super::Repo::set_access)
+    /// says otherwise: [`Access::all`] by default; a server that
+    /// authenticates its clients sets [`Access::none`], so that a
+    /// connection it did not authorize gets nothing.
+    pub default_access: Access,
+}
+
+/// Bounds on what one connection may make the repo hold or relay. A server
+/// sets them ([`ConnLimits::server`]); 0 means no limit. Each refusal is
+/// counted in [`Repo::refused`](super::Repo::refused) under its reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Documents one connection may sync at once (`sync`/`request` for one
+    /// more is answered with an `error` and the connection is closed).
+    pub max_docs_per_conn: usize,
+    /// Ephemeral messages one connection may send per second (more are
+    /// dropped).
+    pub ephemeral_per_sec: u32,
+    /// Ephemeral payload bytes one connection may send per second.
+    pub ephemeral_bytes_per_sec: usize,
+    /// Documents held in memory: past this, documents no peer syncs, no
+    /// find waits for and nothing pending touches are evicted, least
+    /// recently used first, and loaded again when asked for.
+    pub max_loaded_docs: usize,
+}
+
+impl ConnLimits {
+    pub const fn unlimited() -> Self {
+        Self {
+            max_docs_per_conn: 0,
+            ephemeral_per_sec: 0,
+            ephemeral_bytes_per_sec: 0,
+            max_loaded_docs: 0,
+        }
+    }
+
+    /// A sync server's defaults.
+    pub const fn server() -> Self {
+        Self {
+            max_docs_per_conn: 10_000,
+            ephemeral_per_sec: 100,
+            ephemeral_bytes_per_sec: 1 << 20,
+            max_loaded_docs: 10_000,
+        }
+    }
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self::unlimited()
+    }
 }
 
 impl RepoConfig {
@@ -96,7 +152,101 @@ impl RepoConfig {
             limits: DecodeLimits::default(),
             peer_limits: PeerLimits::default(),
             validate_peer_input: true,
+            conn_limits: ConnLimits::unlimited(),
+            default_access: Access::all(),
         }
+    }
+}
+
+/// A set of documents: every one, or those listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grant {
+    All,
+    Docs(BTreeSet<DocumentId>),
+}
+
+impl Grant {
+    /// No document.
+    pub fn none() -> Self {
+        Grant::Docs(BTreeSet::new())
+    }
+
+    pub fn contains(&self, id: &DocumentId) -> bool {
+        match self {
+            Grant::All => true,
+            Grant::Docs(ids) => ids.contains(id),
+        }
+    }
+
+    /// Whether `id` is named explicitly (not only covered by `All`).
+    pub(super) fn names(&self, id: &DocumentId) -> bool {
+        matches!(self, Grant::Docs(ids) if ids.contains(id))
+    }
+
+    pub(super) fn add(&mut self, id: DocumentId) {
+        if let Grant::Docs(ids) = self {
+            ids.insert(id);
+        }
+    }
+}
+
+/// What one connection may do (enforced by `access`; set with
+/// [`Repo::set_access`](super::Repo::set_access)).
+///
+/// - `read`: documents it may sync from us (get changes, heads, ephemeral
+///   messages). A write grant implies read: automerge's sync answers every
+///   message with the document's heads and changes, so a writer reads.
+/// - `write`: documents whose changes we accept from it. `All` covers
+///   every document the server holds; a document nobody holds yet needs
+///   `create`, or its id named in `write`.
+/// - `create`: may create documents nobody holds yet (it then owns them).
+/// - `subject`: who it is; owns what it creates (without one, a creation
+///   is writable by that connection only, for as long as it lasts).
+/// - `expires`: when it is told and closed (on the repo's clock).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub subject: Option<String>,
+    pub read: Grant,
+    pub write: Grant,
+    pub create: bool,
+    pub expires: Option<Timestamp>,
+}
+
+impl Access {
+    /// Everything: an open server, a browser client.
+    pub fn all() -> Self {
+        Self {
+            subject: None,
+            read: Grant::All,
+            write: Grant::All,
+            create: true,
+            expires: None,
+        }
+    }
+
+    /// Nothing at all.
+    pub fn none() -> Self {
+        Self {
+            subject: None,
+            read: Grant::none(),
+            write: Grant::none(),
+            create: false,
+            expires: None,
+        }
+    }
+
+    /// No check can fail (the fast path).
+    pub(super) fn unrestricted(&self) -> bool {
+        matches!(self.read, Grant::All)
+            && matches!(self.write, Grant::All)
+            && self.create
+            && self.expires.is_none()
+    }
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Self::all()
     }
 }
 
@@ -152,6 +302,15 @@ impl FindError {
     }
 }
 
+/// The first few of a peer's protocol versions, each made safe to show.
+fn versions(v: &[String]) -> String {
+    let shown: Vec<String> = v.iter().take(4).map(|s| untrusted(s).to_string()).collect();
+    match v.len() {
+        n if n > 4 => format!("[{}, … ({} more)]", shown.join(", "), n - 4),
+        _ => format!("[{}]", shown.join(", ")),
+    }
+}
+
 /// Why a connection was closed by us.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
@@ -159,17 +318,17 @@ pub enum ProtocolError {
     Malformed(String),
     #[error("message before the handshake completed")]
     NotJoined,
-    #[error("unsupported protocol versions {0:?}; this peer speaks \"1\"")]
+    #[error("unsupported protocol versions {}; this peer speaks \"1\"", versions(.0))]
     UnsupportedVersion(Vec<String>),
-    #[error("senderId {got:?} does not match the peer's id {expected:?}")]
+    #[error("senderId {} does not match the peer's id {}", untrusted(.got), untrusted(.expected))]
     WrongSender { expected: String, got: String },
-    #[error("targetId {0:?} is not this peer")]
+    #[error("targetId {} is not this peer", untrusted(.0))]
     WrongTarget(String),
     #[error("unexpected {0} message")]
     Unexpected(&'static str),
     #[error("invalid automerge sync message: {0}")]
     BadSyncMessage(String),
-    #[error("the peer reported an error: {0}")]
+    #[error("the peer reported an error: {}", untrusted(.0))]
     Remote(String),
     /// A sync message failed validation; nothing of it was applied or stored.
     #[error("document {doc}: sync message refused: {error}")]
@@ -180,6 +339,25 @@ pub enum ProtocolError {
     /// connections were not affected.
     #[error("document {doc}: internal error while processing a sync message; it was discarded")]
     Internal { doc: String },
+    /// The peer sent messages about more documents than
+    /// `ConnLimits::max_docs_per_conn` allows on one connection.
+    #[error("this connection syncs {max} documents, the most one connection may")]
+    TooManyDocs { max: usize },
+    /// Another connection joined with this connection's peer id (a client
+    /// that reconnected before its old connection was seen to close).
+    #[error("another connection joined with this peer id")]
+    Replaced,
+    /// The peer sent an ephemeral message claiming another peer's id.
+    #[error("ephemeral message with senderId {} from peer {}", untrusted(.got), untrusted(.expected))]
+    SpoofedSender { expected: String, got: String },
+    /// The connection's access (its token) expired.
+    #[error("access token expired")]
+    AccessExpired,
+    /// A sync message carried changes to a document this connection may not
+    /// write (or create). Nothing of it was applied or stored; the
+    /// connection stays open (see [`Event::AccessDenied`]).
+    #[error("document {doc}: sync message refused: this connection may not write this document; nothing of it was stored")]
+    WriteRefused { doc: String },
 }
 
 /// Events for the application. Everything here that reports document state
@@ -238,6 +416,9 @@ pub enum Event {
     },
     /// We closed a connection because of what it sent.
     ConnectionError { conn: ConnId, error: ProtocolError },
+    /// We refused one message of a connection for lack of access (and told
+    /// it with an `error`); the connection stays open.
+    AccessDenied { conn: ConnId, error: ProtocolError },
     Ephemeral {
         doc: DocumentId,
         sender: PeerId,

@@ -7,7 +7,7 @@ use minicbor::Decoder;
 
 use super::cbor::{for_each_item, read_text, read_val, skip_val, Val, TAG_SELF_DESCRIBED};
 use super::error::DecodeError;
-use super::limits::{DecodeLimits, MAX_ITEMS};
+use super::limits::{DecodeLimits, MAX_ID_LEN, MAX_ITEMS};
 use super::message::{Message, PeerMetadata};
 use crate::id::DocumentId;
 
@@ -53,8 +53,18 @@ impl Fields {
         self.take(k).ok_or(DecodeError::MissingField(k))
     }
 
+    /// A required string; every one but an `error`'s `message` is an id
+    /// or a type name, at most [`MAX_ID_LEN`] bytes.
     fn req_str(&mut self, k: &'static str) -> Result<String, DecodeError> {
-        as_str(self.req(k)?, k)
+        let s = as_str(self.req(k)?, k)?;
+        if k != "message" && s.len() > MAX_ID_LEN {
+            return Err(DecodeError::TooLong {
+                field: k,
+                len: s.len(),
+                max: MAX_ID_LEN,
+            });
+        }
+        Ok(s)
     }
 
     fn req_bytes(&mut self, k: &'static str) -> Result<Vec<u8>, DecodeError> {
@@ -64,8 +74,10 @@ impl Fields {
         }
     }
 
+    /// (Its length is bounded by the id's own parser, which refuses a long
+    /// one before decoding it.)
     fn req_doc_id(&mut self) -> Result<DocumentId, DecodeError> {
-        Ok(self.req_str("documentId")?.parse()?)
+        Ok(as_str(self.req("documentId")?, "documentId")?.parse()?)
     }
 
     /// A list of strings; missing / null / undefined is the empty list.
@@ -86,7 +98,16 @@ impl Fields {
         let mut m = PeerMetadata::default();
         for (k, v) in entries {
             match (k, v) {
-                (Val::Text(k), Val::Text(s)) if k == "storageId" => m.storage_id = Some(s),
+                (Val::Text(k), Val::Text(s)) if k == "storageId" => {
+                    if s.len() > MAX_ID_LEN {
+                        return Err(DecodeError::TooLong {
+                            field: "peerMetadata.storageId",
+                            len: s.len(),
+                            max: MAX_ID_LEN,
+                        });
+                    }
+                    m.storage_id = Some(s)
+                }
                 (Val::Text(k), Val::Absent) if k == "storageId" => m.storage_id = None,
                 (Val::Text(k), _) if k == "storageId" => {
                     return Err(wrong("peerMetadata.storageId", "a string"))
@@ -100,6 +121,8 @@ impl Fields {
                 (Val::Text(k), v) if k == "holdfast" => {
                     m.holdfast = as_uint(v, "peerMetadata.holdfast").ok()
                 }
+                // Any other value is no token (the server then refuses).
+                (Val::Text(k), Val::Text(t)) if k == "token" => m.token = Some(t),
                 _ => {} // unknown metadata key
             }
         }

@@ -60,11 +60,18 @@ fn kv_str_array(e: &mut Enc, k: &str, v: &[String]) -> Result<(), EncodeError> {
 
 fn peer_metadata(e: &mut Enc, m: &PeerMetadata) -> Result<(), EncodeError> {
     e.str("peerMetadata")?;
-    e.map(1 + u64::from(m.storage_id.is_some()) + u64::from(m.holdfast.is_some()))?;
+    e.map(
+        1 + u64::from(m.storage_id.is_some())
+            + u64::from(m.holdfast.is_some())
+            + u64::from(m.token.is_some()),
+    )?;
     if let Some(s) = &m.storage_id {
         kv_str(e, "storageId", s)?;
     }
     e.str("isEphemeral")?.bool(m.is_ephemeral)?;
+    if let Some(t) = &m.token {
+        kv_str(e, "token", t)?;
+    }
     if let Some(v) = m.holdfast {
         e.str("holdfast")?;
         js_uint(e, v)?;

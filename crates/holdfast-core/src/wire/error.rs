@@ -24,8 +24,14 @@ pub enum DecodeError {
         field: &'static str,
         expected: &'static str,
     },
-    #[error("unknown message type {0:?}")]
+    #[error("unknown message type {}", super::untrusted(.0))]
     UnknownType(String),
+    #[error("field `{field}` holds {len} bytes; at most {max} are allowed")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("field `documentId`: {0}")]
     BadDocumentId(#[from] InvalidDocumentId),
 }

@@ -17,6 +17,11 @@ pub const MAX_NESTING: usize = 32;
 /// while its CBOR can be one byte. Unknown keys are skipped, not counted.
 pub const MAX_ITEMS: usize = 1 << 20;
 
+/// The longest peer id, session id, storage id or message type a frame may
+/// carry, in bytes (automerge-repo's are UUIDs or short random strings).
+/// Longer ones are refused before anything stores, logs or echoes them.
+pub const MAX_ID_LEN: usize = 1024;
+
 /// Resource limits for [`decode`](super::decode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeLimits {

@@ -14,6 +14,10 @@ pub struct PeerMetadata {
     /// `holdfast`: the version of holdfast's collection exchange the peer
     /// speaks (absent for automerge-repo peers, which ignore the key).
     pub holdfast: Option<u64>,
+    /// `token`: a credential for a server with access control (a JWT; see
+    /// holdfast-server's `--auth-*`), for clients that cannot put it on
+    /// the URL. Only its holder sends it, only to the server.
+    pub token: Option<String>,
 }
 
 /// Every message type automerge-repo 2.5.6 sends over its WebSocket adapter.

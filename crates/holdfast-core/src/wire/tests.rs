@@ -20,6 +20,7 @@ fn samples() -> Vec<Message> {
         storage_id: Some("3760df37-a4c6-4f66-9ecd-732039a9385d".into()),
         is_ephemeral: false,
         holdfast: None,
+        token: None,
     };
     vec![
         Message::Join {
@@ -33,6 +34,7 @@ fn samples() -> Vec<Message> {
                 storage_id: None,
                 is_ephemeral: true,
                 holdfast: None,
+                token: None,
             },
             supported_protocol_versions: vec![],
         },
@@ -118,6 +120,7 @@ fn decodes_cbor_x_join() {
                 storage_id: None,
                 is_ephemeral: false,
                 holdfast: None,
+                token: None,
             },
             supported_protocol_versions: vec!["1".into()],
         })
@@ -165,6 +168,7 @@ fn arb_meta() -> impl Strategy<Value = PeerMetadata> {
             storage_id,
             is_ephemeral,
             holdfast,
+            token: None,
         })
 }
 

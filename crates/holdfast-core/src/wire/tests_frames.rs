@@ -170,6 +170,7 @@ fn accepts_indefinite_lengths() {
                 storage_id: None,
                 is_ephemeral: true,
                 holdfast: None,
+                token: None,
             },
             supported_protocol_versions: vec!["1".into(), "2".into()],
         })
