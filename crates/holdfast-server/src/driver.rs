@@ -12,10 +12,16 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use holdfast_core::repo::{ConnId, Direction, Effect, Event, Repo, TaskId, Timestamp};
 use holdfast_core::storage::{Storage, StorageError, StorageKey};
-use tokio::sync::{mpsc, oneshot};
+use holdfast_core::wire::untrusted;
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit};
+
+use crate::limits::Limits;
+use crate::stats::{Refusal, Stats};
 use tokio::time::Instant;
 
 /// What a connection's writer is told to do.
@@ -25,14 +31,76 @@ pub enum Out {
     Close,
 }
 
+/// A connection's way out: its writer's queue, the bytes in it not yet
+/// written to the socket, and a switch that drops the socket at once.
+#[derive(Clone)]
+pub struct ConnOut {
+    tx: mpsc::UnboundedSender<Out>,
+    pub queued: Arc<AtomicUsize>,
+    pub kill: Arc<Notify>,
+}
+
+impl ConnOut {
+    pub fn new(tx: mpsc::UnboundedSender<Out>) -> Self {
+        Self {
+            tx,
+            queued: Arc::default(),
+            kill: Arc::default(),
+        }
+    }
+
+    /// Queue `out` (counting a frame's bytes until the writer sent it).
+    pub fn send(&self, out: Out) {
+        if let Out::Frame(f) = &out {
+            self.queued.fetch_add(f.len(), Ordering::Relaxed);
+        }
+        if let Err(e) = self.tx.send(out) {
+            if let Out::Frame(f) = e.0 {
+                self.queued.fetch_sub(f.len(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// Held by a frame until the core has handled it: returns its bytes to the
+/// input budget and lets its connection's reader go on to the next frame.
+pub struct Done {
+    _permit: OwnedSemaphorePermit,
+    _tx: oneshot::Sender<()>,
+}
+
+impl Done {
+    pub fn new(permit: OwnedSemaphorePermit, tx: oneshot::Sender<()>) -> Self {
+        Self {
+            _permit: permit,
+            _tx: tx,
+        }
+    }
+}
+
+/// What the driver needs besides the repo, storage and its input.
+pub struct Setup {
+    /// Its own input channel, for storage completions.
+    pub tx: mpsc::UnboundedSender<Input>,
+    pub limits: Limits,
+    pub stats: Arc<Stats>,
+}
+
 pub enum Input {
     Open {
         conn: ConnId,
-        out: mpsc::UnboundedSender<Out>,
+        out: ConnOut,
+        /// What it may do, or how to find out ([`crate::auth`]).
+        auth: crate::auth::ConnAuth,
     },
     Frame {
         conn: ConnId,
         bytes: Vec<u8>,
+        done: Done,
     },
     Closed {
         conn: ConnId,
@@ -70,17 +138,36 @@ impl Clock {
     }
 }
 
+/// The task's state besides the repo.
+struct Driver<S> {
+    storage: Rc<S>,
+    setup: Setup,
+    clock: Clock,
+    conns: HashMap<ConnId, ConnOut>,
+    /// When each commit in flight was issued (for the latency histogram).
+    commits: HashMap<TaskId, Instant>,
+    commit_seconds: Histogram,
+}
+
 /// Run the repo until shutdown completes. Must run inside a
 /// `tokio::task::LocalSet` (storage futures need not be `Send`).
 pub async fn run<S: Storage + 'static>(
     mut repo: Repo,
     storage: Rc<S>,
-    tx: mpsc::UnboundedSender<Input>,
+    setup: Setup,
     mut rx: mpsc::UnboundedReceiver<Input>,
 ) {
-    let clock = Clock(Instant::now());
-    let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Out>> = HashMap::new();
+    let mut d = Driver {
+        storage,
+        setup,
+        clock: Clock(Instant::now()),
+        conns: HashMap::new(),
+        commits: HashMap::new(),
+        commit_seconds: Histogram::default(),
+    };
     let mut shutdown: Option<oneshot::Sender<()>> = None;
+    // Connections whose token must come with their `join`.
+    let mut at_join = crate::auth::AtJoin::default();
     loop {
         if shutdown.is_some() && repo.is_idle() {
             tracing::info!("all commits finished; stopping");
@@ -89,126 +176,285 @@ pub async fn run<S: Storage + 'static>(
             }
             return;
         }
-        let deadline = repo.poll_timeout().map(|t| clock.instant(t));
+        let deadline = repo.poll_timeout().map(|t| d.clock.instant(t));
         let input = tokio::select! {
             i = rx.recv() => i,
             _ = sleep_until(deadline) => {
-                repo.handle_timeout(clock.now());
-                drain(&mut repo, &storage, &tx, &mut conns);
+                repo.handle_timeout(d.clock.now());
+                d.drain(&mut repo);
                 continue;
             }
         };
         let Some(input) = input else { return };
-        let now = clock.now();
+        let now = d.clock.now();
         match input {
-            Input::Open { conn, out } => {
+            Input::Open { conn, out, auth } => {
                 if shutdown.is_some() {
-                    let _ = out.send(Out::Close);
+                    out.send(Out::Close);
                     continue;
                 }
-                conns.insert(conn, out);
+                d.conns.insert(conn, out);
                 repo.connected(now, conn, Direction::Incoming);
+                auth.start(&mut repo, now, conn, &mut at_join);
             }
-            Input::Frame { conn, bytes } => {
+            Input::Frame { conn, bytes, done } => {
                 tracing::trace!(conn = conn.0, len = bytes.len(), "frame");
                 if shutdown.is_none() {
-                    repo.frame(now, conn, &bytes);
+                    match at_join.check(&mut repo, now, conn, &bytes) {
+                        Ok(()) => repo.frame(now, conn, &bytes),
+                        Err(error) => {
+                            // A `join` without a valid token: told, closed.
+                            if let Some(out) = d.conns.remove(&conn) {
+                                out.send(Out::Frame(error));
+                                out.send(Out::Close);
+                            }
+                            repo.disconnected(now, conn);
+                        }
+                    }
                 }
+                drop(bytes);
+                d.drain(&mut repo);
+                drop(done);
+                continue;
             }
             Input::Closed { conn } => {
-                conns.remove(&conn);
+                at_join.forget(conn);
+                d.conns.remove(&conn);
                 repo.disconnected(now, conn);
             }
             Input::Committed { task, result } => {
                 tracing::trace!(task = task.0, ok = result.is_ok(), "commit done");
+                if let Some(t0) = d.commits.remove(&task) {
+                    d.commit_seconds.observe(t0.elapsed().as_secs_f64());
+                }
                 repo.commit_done(now, task, result)
             }
             Input::Loaded { task, result } => repo.load_done(now, task, result),
             Input::Metrics { reply } => {
-                let _ = reply.send(metrics(&repo, conns.len()));
+                let _ = reply.send(d.metrics(&repo));
                 continue;
             }
             Input::Shutdown { done } => {
                 tracing::info!("shutting down: closing connections, finishing commits");
-                for (conn, out) in conns.drain() {
-                    let _ = out.send(Out::Close);
+                for (conn, out) in d.conns.drain() {
+                    out.send(Out::Close);
                     repo.disconnected(now, conn);
                 }
                 shutdown = Some(done);
             }
         }
-        drain(&mut repo, &storage, &tx, &mut conns);
+        d.drain(&mut repo);
     }
 }
 
-/// The server's metrics in Prometheus' text exposition format (0.0.4):
-/// frames received per message type since start (`Repo::received`, frames
-/// that decoded) and the connections open now.
-pub fn metrics(repo: &Repo, connections: usize) -> String {
-    use std::fmt::Write;
-    let mut out = String::from(
-        "# HELP holdfast_messages_received_total Frames received from peers that decoded, by message type.\n\
-         # TYPE holdfast_messages_received_total counter\n",
-    );
-    for (kind, n) in repo.received() {
-        // Message type names are fixed wire strings: nothing to escape.
+/// Commit latency buckets, in seconds (`holdfast_commit_seconds`).
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, v: f64) {
+        for (b, n) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if v <= *b {
+                *n += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, n) in BUCKETS.iter().zip(self.counts.iter()) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {n}");
+        }
         let _ = writeln!(
             out,
-            "holdfast_messages_received_total{{type=\"{kind}\"}} {n}"
+            "{name}_bucket{{le=\"+Inf\"}} {c}\n{name}_sum {s}\n{name}_count {c}",
+            c = self.count,
+            s = self.sum
         );
     }
-    let _ = write!(
-        out,
-        "# HELP holdfast_connections WebSocket connections open now.\n\
-         # TYPE holdfast_connections gauge\n\
-         holdfast_connections {connections}\n"
-    );
-    out
+}
+
+impl<S: Storage + 'static> Driver<S> {
+    /// Perform the repo's effects until it has none.
+    fn drain(&mut self, repo: &mut Repo) {
+        while let Some(effect) = repo.poll_effect() {
+            match effect {
+                Effect::Send { conn, frame } => self.deliver(repo, conn, frame),
+                Effect::Close { conn } => {
+                    if let Some(out) = self.conns.remove(&conn) {
+                        out.send(Out::Close);
+                    }
+                }
+                Effect::Commit { task, commit } => {
+                    tracing::trace!(task = task.0, puts = commit.puts.len(), "commit issued");
+                    self.commits.insert(task, Instant::now());
+                    let (storage, tx) = (self.storage.clone(), self.setup.tx.clone());
+                    tokio::task::spawn_local(async move {
+                        let result = storage.commit(commit).await;
+                        let _ = tx.send(Input::Committed { task, result });
+                    });
+                }
+                Effect::Load { task, prefix } => {
+                    let (storage, tx) = (self.storage.clone(), self.setup.tx.clone());
+                    tokio::task::spawn_local(async move {
+                        let result = storage.range(&prefix).await;
+                        let _ = tx.send(Input::Loaded { task, result });
+                    });
+                }
+                Effect::Event(e) => log_event(e),
+            }
+        }
+    }
+
+    /// Queue `frame` for `conn`, unless that connection's unsent bytes (or
+    /// everyone's) would pass their limit: then drop the connection.
+    fn deliver(&mut self, repo: &mut Repo, conn: ConnId, frame: Vec<u8>) {
+        let Some(out) = self.conns.get(&conn) else {
+            return;
+        };
+        let limits = self.setup.limits.clone();
+        let queued = out.queued();
+        if queued > 0 && queued + frame.len() > limits.max_queued_out {
+            self.setup.stats.refuse(
+                Refusal::QueueFull,
+                format_args!(
+                    "connection {} does not read: {queued} bytes unsent, {} more",
+                    conn.0,
+                    frame.len()
+                ),
+            );
+            return self.kill(repo, conn);
+        }
+        out.send(Out::Frame(frame));
+        if limits.max_queued_out_total == 0 {
+            return;
+        }
+        let mut total: usize = self.conns.values().map(ConnOut::queued).sum();
+        while total > limits.max_queued_out_total {
+            let Some((&worst, q)) = self
+                .conns
+                .iter()
+                .map(|(c, o)| (c, o.queued()))
+                .max_by_key(|(_, q)| *q)
+            else {
+                break;
+            };
+            self.setup.stats.refuse(
+                Refusal::QueueTotal,
+                format_args!(
+                    "unsent bytes of all connections passed the limit; dropping connection {} ({q} unsent)",
+                    worst.0
+                ),
+            );
+            self.kill(repo, worst);
+            total -= q;
+        }
+    }
+
+    /// Drop a connection's socket now (its writer may be blocked on a
+    /// client that does not read) and forget its peer.
+    fn kill(&mut self, repo: &mut Repo, conn: ConnId) {
+        if let Some(out) = self.conns.remove(&conn) {
+            out.kill.notify_one();
+        }
+        repo.disconnected(self.clock.now(), conn);
+    }
+
+    /// The server's metrics in Prometheus' text exposition format (0.0.4).
+    fn metrics(&self, repo: &Repo) -> String {
+        use std::fmt::Write;
+        let stats = &self.setup.stats;
+        let mut out = String::from(
+            "# HELP holdfast_messages_received_total Frames received from peers that decoded, by message type.\n\
+             # TYPE holdfast_messages_received_total counter\n",
+        );
+        for (kind, n) in repo.received() {
+            // Message type names are fixed wire strings: nothing to escape.
+            let _ = writeln!(
+                out,
+                "holdfast_messages_received_total{{type=\"{kind}\"}} {n}"
+            );
+        }
+        let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        gauge(
+            &mut out,
+            "holdfast_connections",
+            "WebSocket connections open now.",
+            self.conns.len() as u64,
+        );
+        gauge(
+            &mut out,
+            "holdfast_sockets",
+            "TCP connections open now (HTTP and WebSocket).",
+            stats.tcp_open.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "holdfast_documents_loaded",
+            "Documents held in memory now.",
+            repo.loaded_docs() as u64,
+        );
+        counter(
+            &mut out,
+            "holdfast_documents_evicted_total",
+            "Idle documents dropped from memory (they load again when asked for).",
+            repo.evicted_docs(),
+        );
+        counter(
+            &mut out,
+            "holdfast_bytes_received_total",
+            "Frame bytes received from clients.",
+            stats.bytes_in.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "holdfast_bytes_sent_total",
+            "Frame bytes written to clients.",
+            stats.bytes_out.load(Ordering::Relaxed),
+        );
+        self.commit_seconds.write(
+            &mut out,
+            "holdfast_commit_seconds",
+            "Time from issuing a group commit to its completion (the fsync included).",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP holdfast_refusals_total Connections, frames and messages refused, by reason.\n\
+             # TYPE holdfast_refusals_total counter"
+        );
+        for (reason, n) in stats.refusals() {
+            let _ = writeln!(out, "holdfast_refusals_total{{reason=\"{reason}\"}} {n}");
+        }
+        for (reason, n) in repo.refused() {
+            let _ = writeln!(out, "holdfast_refusals_total{{reason=\"{reason}\"}} {n}");
+        }
+        out
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-fn drain<S: Storage + 'static>(
-    repo: &mut Repo,
-    storage: &Rc<S>,
-    tx: &mpsc::UnboundedSender<Input>,
-    conns: &mut HashMap<ConnId, mpsc::UnboundedSender<Out>>,
-) {
-    while let Some(effect) = repo.poll_effect() {
-        match effect {
-            Effect::Send { conn, frame } => {
-                tracing::trace!(conn = conn.0, len = frame.len(), "send");
-                if let Some(out) = conns.get(&conn) {
-                    let _ = out.send(Out::Frame(frame));
-                }
-            }
-            Effect::Close { conn } => {
-                if let Some(out) = conns.remove(&conn) {
-                    let _ = out.send(Out::Close);
-                }
-            }
-            Effect::Commit { task, commit } => {
-                tracing::trace!(task = task.0, puts = commit.puts.len(), "commit issued");
-                let (storage, tx) = (storage.clone(), tx.clone());
-                tokio::task::spawn_local(async move {
-                    let result = storage.commit(commit).await;
-                    let _ = tx.send(Input::Committed { task, result });
-                });
-            }
-            Effect::Load { task, prefix } => {
-                let (storage, tx) = (storage.clone(), tx.clone());
-                tokio::task::spawn_local(async move {
-                    let result = storage.range(&prefix).await;
-                    let _ = tx.send(Input::Loaded { task, result });
-                });
-            }
-            Effect::Event(e) => log_event(e),
-        }
     }
 }
 
@@ -224,10 +470,10 @@ fn log_event(e: Event) {
             tracing::info!(conn = conn.0, %error, "closed a connection")
         }
         Event::PeerConnected { conn, peer_id, .. } => {
-            tracing::info!(conn = conn.0, %peer_id, "peer joined")
+            tracing::info!(conn = conn.0, peer_id = %untrusted(&peer_id), "peer joined")
         }
         Event::PeerDisconnected { conn, peer_id } => {
-            tracing::debug!(conn = conn.0, ?peer_id, "peer left")
+            tracing::debug!(conn = conn.0, peer_id = %untrusted(peer_id.as_deref().unwrap_or("")), "peer left")
         }
         Event::DocChanged { doc, .. } => tracing::debug!(%doc, "document durable"),
         _ => {}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -16,11 +16,14 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use holdfast_core::repo::ConnId;
 use holdfast_core::wire;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
-use crate::driver::{Input, Out};
+use crate::driver::{ConnOut, Done, Input, Out};
+use crate::limits::Limits;
+use crate::slot::Peer;
+use crate::stats::{Refusal, Stats};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -30,6 +33,14 @@ pub struct AppState {
     /// core's own (smaller) frame limit answers with an `error` message.
     pub max_message: usize,
     pub www: Option<PathBuf>,
+    /// Token verification (`None`: open server); see [`crate::auth`].
+    pub auth: Option<Arc<crate::auth::Verifier>>,
+    pub limits: Arc<Limits>,
+    pub stats: Arc<Stats>,
+    /// Bytes of frames waiting for the core, all connections together
+    /// (`Limits::max_queued_in` permits).
+    pub queued_in: Arc<Semaphore>,
+    pub extra_metrics: Option<crate::stats::ExtraMetrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -68,6 +79,12 @@ async fn metrics(State(s): State<AppState>) -> Response {
         Ok(()) => answer.await.ok(),
         Err(_) => None,
     };
+    let body = body.map(|mut b| {
+        if let Some(extra) = &s.extra_metrics {
+            b.push_str(&(extra.0)());
+        }
+        b
+    });
     match body {
         Some(body) => (
             [(
@@ -85,19 +102,28 @@ async fn metrics(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn sync(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    upgrade(s, ws)
+async fn sync(
+    State(s): State<AppState>,
+    Extension(peer): Extension<Peer>,
+    uri: axum::http::Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    upgrade(s, peer, ws, &uri)
 }
 
 /// automerge-repo clients connect to whatever URL they are given, often the
 /// bare origin: `/` upgrades WebSocket requests and serves the app otherwise.
 async fn root(
     State(s): State<AppState>,
+    Extension(peer): Extension<Peer>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     req: Request<Body>,
 ) -> Response {
     match (ws, &s.www) {
-        (Ok(ws), _) => upgrade(s, ws),
+        (Ok(ws), _) => {
+            let uri = req.uri().clone();
+            upgrade(s, peer, ws, &uri)
+        }
         (Err(_), Some(www)) => match ServeDir::new(www).oneshot(req).await {
             Ok(res) => res.into_response(),
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -110,28 +136,63 @@ async fn root(
     }
 }
 
-fn upgrade(s: AppState, ws: WebSocketUpgrade) -> Response {
+fn upgrade(s: AppState, peer: Peer, ws: WebSocketUpgrade, uri: &axum::http::Uri) -> Response {
+    // A token on the URL is checked before the upgrade: a bad one holds
+    // no socket (a missing one is looked for in `join`; see `auth`).
+    let auth = match crate::auth::at_upgrade(s.auth.as_ref(), uri.query()) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::info!(error = %e, "upgrade refused");
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                format!("{e}\n"),
+            )
+                .into_response();
+        }
+    };
     let conn = ConnId(s.next_conn.fetch_add(1, Ordering::Relaxed));
     ws.max_message_size(s.max_message)
         .max_frame_size(s.max_message)
-        .on_upgrade(move |socket| serve(socket, conn, s.repo))
+        .on_upgrade(move |socket| serve(socket, conn, peer, s, auth))
 }
 
 /// Pump one socket: frames in go to the repo, frames out come from it.
-async fn serve(socket: WebSocket, conn: ConnId, repo: mpsc::UnboundedSender<Input>) {
+///
+/// Bounds: one frame of this connection waits for the core at a time, and
+/// it holds its size in `queued_in` permits until the core has handled it;
+/// frames out are counted in `ConnOut::queued` (the driver disconnects a
+/// connection whose count passes the limit, through `kill`, which drops the
+/// socket at once even while a write is blocked on a client that does not
+/// read).
+async fn serve(
+    socket: WebSocket,
+    conn: ConnId,
+    peer: Peer,
+    s: AppState,
+    auth: crate::auth::ConnAuth,
+) {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    let refuse = out_tx.clone();
-    if repo.send(Input::Open { conn, out: out_tx }).is_err() {
+    let out = ConnOut::new(out_tx);
+    let (queued, kill) = (out.queued.clone(), out.kill.clone());
+    let refuse = out.clone();
+    let repo = s.repo.clone();
+    if repo.send(Input::Open { conn, out, auth }).is_err() {
         return;
     }
     let (mut sink, mut stream) = socket.split();
+    let stats = s.stats.clone();
     let writer = async move {
         while let Some(out) = out_rx.recv().await {
             match out {
                 Out::Frame(f) => {
-                    if sink.send(Message::Binary(f.into())).await.is_err() {
+                    let len = f.len();
+                    let sent = sink.send(Message::Binary(f.into())).await;
+                    queued.fetch_sub(len, Ordering::Relaxed);
+                    if sent.is_err() {
                         break;
                     }
+                    stats.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
                 }
                 Out::Close => {
                     let _ = sink.send(Message::Close(None)).await;
@@ -142,7 +203,27 @@ async fn serve(socket: WebSocket, conn: ConnId, repo: mpsc::UnboundedSender<Inpu
         let _ = sink.close().await;
     };
     let reader = async {
-        while let Some(msg) = stream.next().await {
+        let mut first = true;
+        loop {
+            let next = if first {
+                match tokio::time::timeout(s.limits.handshake_timeout, stream.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        s.stats.refuse(
+                            Refusal::HandshakeTimeout,
+                            format_args!("no join from {} within the handshake timeout", peer.addr),
+                        );
+                        refuse.send(Out::Frame(wire::encode(&wire::Message::Error {
+                            message: "no join message within the handshake timeout".into(),
+                        })));
+                        refuse.send(Out::Close);
+                        return true;
+                    }
+                }
+            } else {
+                stream.next().await
+            };
+            let Some(msg) = next else { break };
             let bytes = match msg {
                 Ok(Message::Binary(b)) => b.to_vec(),
                 // automerge-repo sends binary frames only; let the core reject
@@ -152,29 +233,62 @@ async fn serve(socket: WebSocket, conn: ConnId, repo: mpsc::UnboundedSender<Inpu
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::debug!(conn = conn.0, error = %e, "socket error");
-                    // E.g. a frame above `max_message`: say why before
-                    // closing, as the core does for frames it refuses
-                    // (best effort: the socket may be gone).
+                    // A frame above `max_message` (tungstenite's capacity
+                    // error): say why before closing, as the core does for
+                    // frames it refuses (best effort). Anything else is the
+                    // socket going away.
+                    let text = e.to_string();
+                    if !text.contains("Space limit exceeded") {
+                        break;
+                    }
+                    s.stats.refuse(
+                        Refusal::FrameTooLarge,
+                        format_args!("a frame from {}: {text}", peer.addr),
+                    );
                     let error = wire::encode(&wire::Message::Error {
-                        message: format!("connection refused a frame: {e}"),
+                        message: format!("connection refused a frame: {text}"),
                     });
-                    let _ = refuse.send(Out::Frame(error));
-                    let _ = refuse.send(Out::Close);
+                    refuse.send(Out::Frame(error));
+                    refuse.send(Out::Close);
                     return true;
                 }
             };
-            if repo.send(Input::Frame { conn, bytes }).is_err() {
+            first = false;
+            s.stats
+                .bytes_in
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            // Wait for room: the previous frame of this connection must be
+            // handled (its permit returned) before the next is queued.
+            let size = bytes.len().clamp(1, s.limits.max_queued_in.max(1));
+            let Ok(permit) = s
+                .queued_in
+                .clone()
+                .acquire_many_owned(size.min(u32::MAX as usize) as u32)
+                .await
+            else {
+                break;
+            };
+            let (done_tx, done_rx) = oneshot::channel::<()>();
+            let frame = Input::Frame {
+                conn,
+                bytes,
+                done: Done::new(permit, done_tx),
+            };
+            if repo.send(frame).is_err() {
                 break;
             }
+            let _ = done_rx.await;
         }
         false
     };
     let mut writer = std::pin::pin!(writer);
     tokio::select! {
         _ = &mut writer => {}
+        _ = kill.notified() => {}
         flush = reader => if flush {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
         }
     }
-    let _ = repo.send(Input::Closed { conn });
+    drop(peer);
+    let _ = s.repo.send(Input::Closed { conn });
 }

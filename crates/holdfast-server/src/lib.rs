@@ -1,8 +1,15 @@
 //! The holdfast sync server: the core's repo behind automerge-repo's
 //! WebSocket protocol, persisting to the crash-safe log.
 
+pub mod auth;
 pub mod driver;
 pub mod http;
+pub mod limits;
+pub mod listen;
+pub mod slot;
+pub mod stats;
+
+pub use limits::Limits;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +20,6 @@ use std::sync::Arc;
 use holdfast_core::repo::{Repo, RepoConfig};
 use holdfast_core::storage::Storage;
 use holdfast_core::wire::DecodeLimits;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Clone, Debug)]
@@ -25,6 +31,14 @@ pub struct Config {
     /// Validate every peer's sync messages before automerge sees them
     /// (default true; `false` only to test that panics stay isolated).
     pub validate_peer_input: bool,
+    /// Connections, queues, timeouts and per-peer limits ([`Limits`]).
+    pub limits: Limits,
+    /// The storage's own samples for `/metrics` (the binary adds the
+    /// log's: size, compactions, fsync latency).
+    pub extra_metrics: Option<stats::ExtraMetrics>,
+    /// Verify every connection's token ([`auth`]); `None`: the server runs
+    /// open (and says so loudly at start).
+    pub auth: Option<Arc<auth::Verifier>>,
 }
 
 /// A running server: its address, and a way to stop it gracefully.
@@ -51,7 +65,8 @@ fn random_hex<const N: usize>() -> String {
 /// Start serving on `config.listen` over `storage`. Must be called inside a
 /// `tokio::task::LocalSet`; the server runs until [`Running::stop`].
 pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io::Result<Running> {
-    let listener = TcpListener::bind(config.listen).await?;
+    let listener = std::net::TcpListener::bind(config.listen)?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let mut actor = [0u8; 16];
     getrandom::fill(&mut actor).expect("the OS random number generator works");
@@ -65,6 +80,18 @@ pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io:
         max_frame_size: config.max_frame,
     };
     cfg.validate_peer_input = config.validate_peer_input;
+    cfg.conn_limits = config.limits.conn.clone();
+    match &config.auth {
+        Some(v) => {
+            // A connection no token authorized gets nothing.
+            cfg.default_access = holdfast_core::repo::Access::none();
+            tracing::info!(keys = ?v, "authentication on: every connection needs a valid token");
+        }
+        None => tracing::warn!(
+            "running OPEN: anyone who can reach this server can read and write every document; \
+             pass --auth-secret-file or --auth-jwks"
+        ),
+    }
     // Adopted as the store's id if it has none yet (then kept for its life).
     cfg.metadata.storage_id = Some(format!("holdfast-server-{}", random_hex::<16>()));
     // The collection index: which document changed at which sequence number
@@ -80,30 +107,66 @@ pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io:
         "collection index loaded"
     );
 
+    let stats = Arc::new(stats::Stats::default());
     let (tx, rx) = mpsc::unbounded_channel();
-    let driver = tokio::task::spawn_local(driver::run(repo, Rc::new(storage), tx.clone(), rx));
+    let driver = tokio::task::spawn_local(driver::run(
+        repo,
+        Rc::new(storage),
+        driver::Setup {
+            tx: tx.clone(),
+            limits: config.limits.clone(),
+            stats: stats.clone(),
+        },
+        rx,
+    ));
     let state = http::AppState {
         repo: tx.clone(),
         next_conn: Arc::new(AtomicU64::new(1)),
         max_message: config.max_frame.saturating_add(64 * 1024),
         www: config.www.clone(),
+        auth: config.auth.clone(),
+        limits: Arc::new(config.limits.clone()),
+        stats: stats.clone(),
+        extra_metrics: config.extra_metrics.clone(),
+        queued_in: Arc::new(tokio::sync::Semaphore::new(
+            config
+                .limits
+                .max_queued_in
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        )),
     };
+    // Sockets are served on a thread of their own, so that automerge work
+    // on this one (loading, applying, generating sync messages) never
+    // stalls accepting, `/healthz` or other connections' reads and writes.
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let (stopped_tx, stopped_rx) = oneshot::channel();
+    let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
+    let (http_done_tx, http_done_rx) = oneshot::channel::<()>();
+    let http_thread = std::thread::Builder::new()
+        .name("holdfast-http".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the HTTP runtime");
+                    return;
+                }
+            };
+            rt.block_on(listen::serve(listener, state, http_stop_rx));
+            let _ = http_done_tx.send(());
+        })?;
     tokio::task::spawn_local(async move {
-        let graceful = async move {
-            let _ = shutdown_rx.await;
-            let (done_tx, done_rx) = oneshot::channel();
-            if tx.send(driver::Input::Shutdown { done: done_tx }).is_ok() {
-                let _ = done_rx.await;
-            }
-        };
-        let served = axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(graceful)
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server stopped with an error");
+        let _ = shutdown_rx.await;
+        let (done_tx, done_rx) = oneshot::channel();
+        if tx.send(driver::Input::Shutdown { done: done_tx }).is_ok() {
+            let _ = done_rx.await;
         }
+        let _ = http_stop_tx.send(());
+        let _ = http_done_rx.await;
+        let _ = http_thread.join();
         let _ = driver.await;
         let _ = stopped_tx.send(());
     });

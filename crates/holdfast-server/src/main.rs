@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod auth_args;
+mod limit_args;
+
 use clap::Parser;
 use holdfast_log::{LogOptions, LogStorage};
 use holdfast_server::{start, Config};
@@ -29,10 +32,18 @@ struct Args {
     /// show that a panic on crafted input stays isolated to its document.
     #[arg(long, hide = true)]
     unsafe_skip_peer_validation: bool,
+    #[command(flatten)]
+    limits: limit_args::LimitArgs,
+    #[command(flatten)]
+    auth: auth_args::AuthArgs,
 }
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
+        // Colours only on a terminal: a log file or collector gets plain
+        // text (and then any ESC in it would be a peer's, which the
+        // server escapes).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 // automerge instruments `load_changes` at info level with the
@@ -77,6 +88,14 @@ fn main() -> std::process::ExitCode {
             www: args.www,
             max_frame: args.max_frame,
             validate_peer_input: !args.unsafe_skip_peer_validation,
+            limits: args.limits.limits(),
+            extra_metrics: Some({
+                let log = storage.clone();
+                holdfast_server::stats::ExtraMetrics(std::sync::Arc::new(move || {
+                    holdfast_server::stats::log_metrics(&log.metrics())
+                }))
+            }),
+            auth: args.auth.verifier()?,
         };
         let running = start(config, storage)
             .await

@@ -14,38 +14,6 @@ use holdfast_core::wire::Message;
 
 const MAX_FRAME: usize = 64 * 1024;
 
-/// The samples of a Prometheus text body: `series → value` (`# ` lines
-/// skipped). Checks that every sample has a `# TYPE` line before it.
-fn parse(body: &str) -> BTreeMap<String, u64> {
-    let mut typed = Vec::new();
-    let mut out = BTreeMap::new();
-    for line in body.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            typed.push(rest.split(' ').next().unwrap().to_string());
-            continue;
-        }
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("not a sample: {line:?}"));
-        let name = series.split('{').next().unwrap();
-        assert!(
-            typed.iter().any(|t| t == name),
-            "{name} has no # TYPE line before it:\n{body}"
-        );
-        let value = value
-            .parse()
-            .unwrap_or_else(|e| panic!("{line:?}: value {e}"));
-        assert!(
-            out.insert(series.to_string(), value).is_none(),
-            "{series} twice:\n{body}"
-        );
-    }
-    out
-}
-
 struct Metrics(BTreeMap<String, u64>, String);
 
 impl Metrics {

@@ -11,7 +11,8 @@
 //! - [`InProc`] (`server.rs`): the server in this process (over a
 //!   [`LogStorage`](holdfast_log::LogStorage) the test can reach),
 //!   [`ServerProc`]: the real binary (to SIGKILL / SIGINT it).
-//! - [`http_get`] (`http.rs`): a plain HTTP/1.1 `GET`.
+//! - [`http_get`] (`http.rs`): a plain HTTP/1.1 `GET`; [`metric`]
+//!   (`prom.rs`): one sample of `/metrics`, parsed strictly.
 //! - Here: the runtime, timeouts, randomness, and helpers for sync messages
 //!   and document contents.
 //!
@@ -22,6 +23,7 @@
 
 mod client;
 mod http;
+mod prom;
 mod raw;
 mod server;
 
@@ -30,6 +32,8 @@ mod server;
 pub use client::Client;
 #[allow(unused_imports)]
 pub use http::http_get;
+#[allow(unused_imports)]
+pub use prom::{metric, parse};
 #[allow(unused_imports)]
 pub use raw::{empty_sync, Raw, RawIn};
 #[allow(unused_imports)]

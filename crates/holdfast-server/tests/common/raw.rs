@@ -30,6 +30,21 @@ impl Raw {
         }
     }
 
+    /// Over a TCP connection the test set up (e.g. with a small receive
+    /// buffer).
+    pub async fn over(url: &str, stream: tokio::net::TcpStream) -> Raw {
+        let (ws, _) = within(
+            "the WebSocket handshake",
+            tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("a WebSocket");
+        Raw {
+            ws,
+            peer_id: format!("raw-{}", hex::encode(random_bytes::<6>())),
+        }
+    }
+
     pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
         self.ws
             .send(WsMsg::Binary(bytes.into()))

@@ -28,6 +28,9 @@ pub fn config(www: Option<PathBuf>, max_frame: usize) -> Config {
         www,
         max_frame,
         validate_peer_input: true,
+        limits: holdfast_server::Limits::default(),
+        extra_metrics: None,
+        auth: None,
     }
 }
 
