@@ -6,7 +6,9 @@
 #      (one busy loop per core, HOLDFAST_SOAK_HOG=0 to leave it out): half
 #      of the kills aimed at compaction and quarantine commits;
 #   2. the deterministic simulation with HOLDFAST_SOAK_SEEDS seeds (default
-#      5000).
+#      5000);
+#   3. the hostile-client suite (crates/holdfast-server/tests/hostile_*.rs)
+#      at the sizes issue 14 measured (HOLDFAST_HOSTILE_FULL=1).
 #
 # Expects what make test builds (pkg/wasm, holdfast-server, the e2e
 # node_modules); the Makefile's soak target builds them first.
@@ -38,3 +40,7 @@ hog_pids=()
 start=$(date +%s)
 HOLDFAST_SIM_SEEDS="$seeds" cargo test --test simulation simulation_with -- --nocapture
 echo "soak: simulation, $seeds seeds: $(( $(date +%s) - start )) s"
+
+start=$(date +%s)
+HOLDFAST_HOSTILE_FULL=1 cargo test -p holdfast-server --test hostile_limits --test hostile_sockets -- --nocapture --test-threads 1
+echo "soak: hostile clients at full size: $(( $(date +%s) - start )) s"
