@@ -32,19 +32,22 @@ pub enum Out {
 }
 
 /// A connection's way out: its writer's queue, the bytes in it not yet
-/// written to the socket, and a switch that drops the socket at once.
+/// written to the socket (also counted in `total`, every connection's), and
+/// a switch that drops the socket at once.
 #[derive(Clone)]
 pub struct ConnOut {
     tx: mpsc::UnboundedSender<Out>,
-    pub queued: Arc<AtomicUsize>,
+    queued: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
     pub kill: Arc<Notify>,
 }
 
 impl ConnOut {
-    pub fn new(tx: mpsc::UnboundedSender<Out>) -> Self {
+    pub fn new(tx: mpsc::UnboundedSender<Out>, total: Arc<AtomicUsize>) -> Self {
         Self {
             tx,
             queued: Arc::default(),
+            total,
             kill: Arc::default(),
         }
     }
@@ -52,13 +55,30 @@ impl ConnOut {
     /// Queue `out` (counting a frame's bytes until the writer sent it).
     pub fn send(&self, out: Out) {
         if let Out::Frame(f) = &out {
-            self.queued.fetch_add(f.len(), Ordering::Relaxed);
+            self.add(f.len());
         }
         if let Err(e) = self.tx.send(out) {
             if let Out::Frame(f) = e.0 {
-                self.queued.fetch_sub(f.len(), Ordering::Relaxed);
+                self.written(f.len());
             }
         }
+    }
+
+    fn add(&self, len: usize) {
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.total.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// The writer is done with a frame of `len` bytes (sent or not).
+    pub fn written(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::Relaxed);
+        self.total.fetch_sub(len, Ordering::Relaxed);
+    }
+
+    /// The socket is gone: whatever was not written never will be.
+    pub fn release(&self) {
+        let left = self.queued.swap(0, Ordering::Relaxed);
+        self.total.fetch_sub(left, Ordering::Relaxed);
     }
 
     fn queued(&self) -> usize {
@@ -340,7 +360,9 @@ impl<S: Storage + 'static> Driver<S> {
         if limits.max_queued_out_total == 0 {
             return;
         }
-        let mut total: usize = self.conns.values().map(ConnOut::queued).sum();
+        // Every connection's unsent bytes, kept as they change: looked at
+        // per frame, scanned only when over the limit.
+        let mut total = out.total.load(Ordering::Relaxed);
         while total > limits.max_queued_out_total {
             let Some((&worst, q)) = self
                 .conns
@@ -358,7 +380,7 @@ impl<S: Storage + 'static> Driver<S> {
                 ),
             );
             self.kill(repo, worst);
-            total -= q;
+            total = total.saturating_sub(q);
         }
     }
 
@@ -418,6 +440,12 @@ impl<S: Storage + 'static> Driver<S> {
             "holdfast_documents_evicted_total",
             "Idle documents dropped from memory (they load again when asked for).",
             repo.evicted_docs(),
+        );
+        gauge(
+            &mut out,
+            "holdfast_queued_out_bytes",
+            "Bytes queued for clients and not yet written to their sockets.",
+            stats.queued_out.load(Ordering::Relaxed) as u64,
         );
         counter(
             &mut out,

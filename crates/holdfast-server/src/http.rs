@@ -173,8 +173,8 @@ async fn serve(
     auth: crate::auth::ConnAuth,
 ) {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    let out = ConnOut::new(out_tx);
-    let (queued, kill) = (out.queued.clone(), out.kill.clone());
+    let out = ConnOut::new(out_tx, s.stats.queued_out.clone());
+    let (counter, kill) = (out.clone(), out.kill.clone());
     let refuse = out.clone();
     let repo = s.repo.clone();
     if repo.send(Input::Open { conn, out, auth }).is_err() {
@@ -188,7 +188,7 @@ async fn serve(
                 Out::Frame(f) => {
                     let len = f.len();
                     let sent = sink.send(Message::Binary(f.into())).await;
-                    queued.fetch_sub(len, Ordering::Relaxed);
+                    counter.written(len);
                     if sent.is_err() {
                         break;
                     }
@@ -290,5 +290,7 @@ async fn serve(
         }
     }
     drop(peer);
+    // (The writer is done or dropped: nothing it held will be sent.)
+    refuse.release();
     let _ = s.repo.send(Input::Closed { conn });
 }

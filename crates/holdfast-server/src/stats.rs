@@ -52,6 +52,9 @@ pub struct Stats {
     /// Frame bytes received from and sent to clients.
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Bytes queued for clients and not yet written, all connections (see
+    /// `driver::ConnOut`).
+    pub queued_out: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Stats {

@@ -117,6 +117,9 @@ fn a_client_that_never_reads_is_disconnected() {
             t0.elapsed()
         );
         env.still_serves("a client that never reads").await;
+        drop(stalled);
+        drop(writer);
+        env.all_released().await;
     });
 }
 
@@ -158,6 +161,7 @@ fn heavy_frames_do_not_stall_other_clients() {
         for a in attackers {
             drop(a.await.unwrap());
         }
+        env.all_released().await;
     });
 }
 
@@ -275,6 +279,8 @@ fn stalled_requesters_of_a_large_document_do_not_slow_the_writer() {
         );
         env.still_serves("stalled requesters").await;
         drop(stalled);
+        drop(writer);
+        env.all_released().await;
     });
 }
 
@@ -372,5 +378,7 @@ fn ephemeral_messages_need_a_subscription_a_true_sender_and_a_budget() {
         flooder.expect_closed("a 1 MiB session id").await;
         assert!(error.contains("sessionId"), "{error}");
         env.still_serves("ephemeral floods").await;
+        drop((receiver, outsider, friend));
+        env.all_released().await;
     });
 }

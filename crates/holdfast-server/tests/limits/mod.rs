@@ -126,6 +126,22 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Once every client has gone: no connection is left, and nothing
+    /// stays counted as queued for one (a leak there would, in time, make
+    /// the total limit drop innocent connections).
+    pub async fn all_released(&mut self) {
+        within("every connection to be released", async {
+            while self.metric("holdfast_connections").await != 0
+                || self.metric("holdfast_queued_out_bytes").await != 0
+            {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+}
+
 /// A joined raw client syncing `doc` (it sent a request for it, and the
 /// server answered).
 pub async fn subscriber(url: &str, doc: DocumentId) -> (Raw, String) {
