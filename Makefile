@@ -17,6 +17,13 @@
 #                beside a CPU hog, the simulation with HOLDFAST_SOAK_SEEDS (5000)
 #   make fuzz    the peer-input fuzz target (fuzz/) for FUZZ_SECONDS (1800),
 #                validation on; fails on any panic or an input over 100 ms
+#   make fuzz-cov  the coverage-guided targets (fuzz/libfuzzer: cargo-fuzz,
+#                libFuzzer, nightly; setup fuzz-tools installs both if
+#                missing): FUZZ_TARGETS (frame_decode repo_frames) one after
+#                the other, each for FUZZ_MINUTES (10), one process; prints
+#                libFuzzer's final figures, fails on a crash (any panic), an
+#                input over 10 s or 2 GiB RSS. make test replays the
+#                checked-in corpus (fuzz/libfuzzer/corpus/) on stable
 #   make fmt     format all Rust code
 #   make lint    clippy on every crate and target (and the wasm library with
 #                and without test hooks), warnings are errors
@@ -48,7 +55,7 @@ ifdef HOLDFAST_SEED
 export HOLDFAST_SEED
 endif
 
-.PHONY: test demo bench soak fuzz fmt lint clean
+.PHONY: test demo bench soak fuzz fuzz-cov fmt lint clean
 
 # The browser E2E tests (node --test tests/e2e/, ~1.5 min, most of it the
 # browser crash test: HOLDFAST_CRASH_ROUNDS, default 20) need what the lines
@@ -75,6 +82,14 @@ demo:
 FUZZ_SECONDS ?= 1800
 fuzz:
 	$(CARGO) run --release -p holdfast-fuzz -- --seconds $(FUZZ_SECONDS)
+
+# cargo +nightly fuzz run per target (fuzz/libfuzzer/fuzz.sh --help); new
+# inputs go to fuzz/libfuzzer/work/ (ignored), crashes to .../artifacts/.
+FUZZ_MINUTES ?= 10
+FUZZ_TARGETS ?= frame_decode repo_frames
+fuzz-cov:
+	$(SETUP) fuzz-tools
+	fuzz/libfuzzer/fuzz.sh --minutes $(FUZZ_MINUTES) $(FUZZ_TARGETS)
 
 # Release builds only: the wasm package (scripts/build-pkg.sh), the server and
 # the W7 load generator. Not part of make test.

@@ -11,7 +11,9 @@
 #   browser         Debian chromium + chromium-driver (headless browser tests)
 #   playwright      npm ci in every package under tests/ or www/ that lists playwright-core
 #   bench-deps      npm ci in bench/ (automerge-repo 2.5.6 + adapters, esbuild: make bench)
-#   all             all of the above
+#   fuzz-tools      a nightly toolchain (profile minimal) and cargo-fuzz 0.13.2 (make fuzz-cov;
+#                   not in "all": make test replays the libFuzzer corpus on stable)
+#   all             all of the above but fuzz-tools
 #
 # Each step prints one line: "present" (skipped) or "installing…" followed by
 # its time. Never interactive; CI=true is honoured (no progress bars, no prompts).
@@ -24,6 +26,7 @@ cd "$ROOT"
 
 WASM_TARGET=wasm32-unknown-unknown
 WASM_PACK_VERSION=0.15.1
+CARGO_FUZZ_VERSION=0.13.2
 BROWSER_PACKAGES=(chromium chromium-driver)
 NODE_TEST_DIR=tests/js
 LOCK_STAMP=.holdfast-lock-hash   # written into node_modules/ after a good npm ci
@@ -168,6 +171,27 @@ setup_wasm_bindgen() {
     fi
 }
 
+# cargo-fuzz builds its targets with sanitizer coverage (-Z flags): nightly.
+setup_fuzz_tools() {
+    need rustup "the machine's Rust toolchain is installed with rustup"
+    need cargo "the machine's Rust toolchain"
+    local have
+    if rustup toolchain list | grep -q '^nightly-'; then
+        say nightly "present ($(rustup run nightly rustc --version | awk '{print $2, $4}' | tr -d ')'))"
+    else
+        say nightly "installing… (rustup toolchain install nightly --profile minimal)"
+        timed nightly rustup toolchain install nightly --profile minimal
+    fi
+    # `cargo fuzz --version` prints "cargo-fuzz X.Y.Z".
+    have=$(cargo fuzz --version 2>/dev/null | awk '{print $2; exit}' || true)
+    if [[ "$have" == "$CARGO_FUZZ_VERSION" ]]; then
+        say cargo-fuzz "present ($have)"
+    else
+        say cargo-fuzz "installing… (${have:-none} -> $CARGO_FUZZ_VERSION, cargo install, ~1 min)"
+        timed cargo-fuzz cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --force
+    fi
+}
+
 # --- Debian packages ---------------------------------------------------------
 
 dpkg_installed() {
@@ -215,7 +239,7 @@ setup_browser() {
 # --- main --------------------------------------------------------------------
 
 usage() {
-    sed -n '4,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -224,7 +248,7 @@ components=()
 for arg in "$@"; do
     case $arg in
         all) components+=(node-test-deps wasm-target wasm-tools browser playwright bench-deps) ;;
-        node-test-deps | wasm-target | wasm-tools | wasm-bindgen | browser | playwright | bench-deps) components+=("$arg") ;;
+        node-test-deps | wasm-target | wasm-tools | wasm-bindgen | browser | playwright | bench-deps | fuzz-tools) components+=("$arg") ;;
         -h | --help) usage ;;
         *) printf 'setup: unknown component: %s\n' "$arg" >&2; usage ;;
     esac

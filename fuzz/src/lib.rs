@@ -17,7 +17,9 @@
 //! (the repo and its in-memory storage); private, their public items
 //! re-exported here: `play` (one input on a connection), `panics` (the panic
 //! hook), `runner` (the loop, with `options`, `report` and `watchdog`),
-//! `findings` (finding files and replay) and `explain`.
+//! `findings` (finding files and replay) and `explain`. [`targets`]: the
+//! bodies of the coverage-guided targets in `fuzz/libfuzzer/` (cargo-fuzz),
+//! which `tests/libfuzzer_corpus.rs` replays on stable.
 
 pub mod corpus;
 pub mod driver;
@@ -30,6 +32,7 @@ mod panics;
 mod play;
 mod report;
 mod runner;
+pub mod targets;
 mod watchdog;
 
 pub use explain::{data_bytes, describe_frame, describe_ops};

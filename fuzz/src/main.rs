@@ -30,6 +30,9 @@ USAGE: holdfast-fuzz [OPTIONS]
                      headers) before replaying
   --ops              with --replay: --explain, plus every operation of every change
   --corpus           print the seed corpus and exit
+  --libfuzzer-seeds DIR
+                     write the seeds of the libFuzzer targets (fuzz/libfuzzer) to
+                     DIR/<target>/ and exit
   -q, --quiet        no progress lines
 
 Exit status: 1 if validation was on and any input panicked or took longer than --slow-ms.";
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let mut replay: Option<PathBuf> = None;
     let mut force_validate: Option<bool> = None;
     let mut corpus = false;
+    let mut seeds: Option<PathBuf> = None;
     let mut explain = false;
     let mut ops = false;
     let mut args = std::env::args().skip(1);
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             "--findings" => opts.findings = Some(PathBuf::from(val("--findings"))),
             "--replay" => replay = Some(PathBuf::from(val("--replay"))),
             "--corpus" => corpus = true,
+            "--libfuzzer-seeds" => seeds = Some(PathBuf::from(val("--libfuzzer-seeds"))),
             "--explain" => explain = true,
             "--ops" => {
                 explain = true;
@@ -100,6 +105,9 @@ fn main() -> ExitCode {
     if corpus {
         print!("{}", Corpus::build().describe());
         return ExitCode::SUCCESS;
+    }
+    if let Some(dir) = seeds {
+        return write_seeds(&dir);
     }
     if let Some(path) = replay {
         return replay_file(&path, force_validate, explain, ops);
@@ -168,6 +176,40 @@ fn main() -> ExitCode {
         println!("OK: no panic, no input over {} ms", opts.slow_ms);
         ExitCode::SUCCESS
     }
+}
+
+/// `fuzz/libfuzzer`'s seeds, one file per input, named after what it is.
+fn write_seeds(dir: &std::path::Path) -> ExitCode {
+    let golden_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden");
+    let mut golden = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&golden_dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "cbor") {
+                let name = p
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                golden.push((name, std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    golden.sort();
+    let mut counts = std::collections::BTreeMap::new();
+    for (target, name, bytes) in holdfast_fuzz::targets::seeds(&golden) {
+        let d = dir.join(target);
+        let path = d.join(format!("seed-{name}"));
+        if let Err(e) = std::fs::create_dir_all(&d).and_then(|_| std::fs::write(&path, &bytes)) {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        *counts.entry(target).or_insert(0) += 1;
+    }
+    for (target, n) in counts {
+        println!("{n} seeds in {}", dir.join(target).display());
+    }
+    ExitCode::SUCCESS
 }
 
 fn replay_file(
