@@ -100,8 +100,10 @@ fn main() -> std::process::ExitCode {
         let running = start(config, storage)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let signalled =
+            shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         println!("holdfast-server: listening on ws://{}", running.addr);
-        shutdown_signal().await;
+        signalled.await;
         tracing::info!("signal received; finishing in-flight commits");
         running.stop().await;
         Ok(())
@@ -115,20 +117,28 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Wait for Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, not when it is first awaited: call it before announcing that the
+/// server listens, or a signal sent right after the announcement could find
+/// no handler (and be lost if the parent left SIGINT ignored, as shells do
+/// for background jobs).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return ctrl_c.await.unwrap_or(()),
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }
