@@ -28,6 +28,12 @@ const REPS = Number(process.env.BENCH_REPS ?? 5);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((s) => s.trim().toUpperCase())) : null;
 const W7_SECONDS = Number(process.env.BENCH_W7_SECONDS ?? 10);
 const W7_CLIENTS = (process.env.BENCH_W7_CLIENTS ?? "10,100,1000").split(",").map(Number);
+const W9_SECONDS = Number(process.env.BENCH_W9_SECONDS ?? 20);
+const W9_REPS = Number(process.env.BENCH_W9_REPS ?? 2);
+const W9_SYSTEMS = (process.env.BENCH_W9_SYSTEMS ?? "holdfast").split(",").map((s) => s.trim());
+const W9_IDLE = Number(process.env.BENCH_W9_IDLE ?? 1000);
+const W9_SPAM_DOCS = Number(process.env.BENCH_W9_SPAM_DOCS ?? 100_000);
+const W9_MAX_SECONDS = Number(process.env.BENCH_W9_MAX_SECONDS ?? 120);
 const W5B_N = (process.env.BENCH_W5B_N ?? "1000,10000").split(",").map(Number);
 const W5B_REPS = Number(process.env.BENCH_W5B_REPS ?? REPS);
 // W5's targets (issue 13): messages each way ≤ 2 × 10 changed + 4.
@@ -36,6 +42,9 @@ const SYSTEMS = ["holdfast", "automerge"];
 const LONG = 180_000; // bound of one page call (a workload), reached only on a hang
 
 const runs = (w) => !ONLY || ONLY.has(w);
+// W7 and W9 drive native clients against the servers: without a workload of
+// the pages, neither the site nor Chromium is needed.
+const BROWSER = ["W1", "W2", "W3", "W4", "W5", "W5B", "W6", "D1"].some(runs);
 const log = (...a) => console.error("bench:", ...a);
 
 // ---------------------------------------------------------------- what is measured
@@ -79,10 +88,12 @@ function builds() {
     }
     return b;
   };
-  return {
+  const b = {
     server: check("holdfast-server", process.env.HOLDFAST_SERVER_BIN, ["holdfast-server", "holdfast-core", "holdfast-log"].map(crate)),
-    wasm: check("the wasm package", join(PKG_WASM, "holdfast_bg.wasm"), [ROOT, crate("holdfast-core")]),
   };
+  if (BROWSER) b.wasm = check("the wasm package", join(PKG_WASM, "holdfast_bg.wasm"), [ROOT, crate("holdfast-core")]);
+  if (runs("W7") || runs("W9")) b.load = check("holdfast-load", join(TARGET, "release", "holdfast-load"), [join(BENCH, "load"), crate("holdfast-core")]);
+  return b;
 }
 
 // ---------------------------------------------------------------- statistics
@@ -524,6 +535,34 @@ function rows(out) {
     add("p99 ack ms", (x) => summary([x.p99_ms]), "lower");
     add("server peak RSS MB", (x) => summary([x.server_peak_rss_kb / 1024]), "lower");
   }
+  if (out.W9) {
+    // Per repetition: an unloaded run and a run under attack (bench/w9.mjs).
+    const get = (s, f) => (out.W9[s]?.length ? summary(out.W9[s].map(f).filter((x) => x !== undefined && x !== null)) : null);
+    const add = (metric, f, better, target) => {
+      const [h, a] = SYSTEMS.map((s) => get(s, f));
+      if (h || a) r.push({ w: "W9", metric, h, a, better, target });
+    };
+    const { clients, intervalMs, idle, spamDocs, rssCapMb, diskSlackMb } = out.W9.config;
+    const during = (x) => x.loaded.during_spam ?? x.loaded;
+    const k = (n) => n.toLocaleString("en-US");
+    add(`${clients} writers (1 change/${intervalMs} ms each), unloaded: p50 ack ms`, (x) => x.unloaded.p50_ms, "lower");
+    add("unloaded: p99 ack ms", (x) => x.unloaded.p99_ms, "lower");
+    add("unloaded: max ack ms", (x) => x.unloaded.max_ms, "lower");
+    add(`+ ${k(idle)} idle + ${k(spamDocs)}-doc spammer, during the spam: p50 ack ms`, (x) => during(x).p50_ms, "lower");
+    add("during the spam: p99 ack ms", (x) => during(x).p99_ms, "lower");
+    add("during the spam: max ack ms", (x) => during(x).max_ms, "lower");
+    add("p99 during the spam / unloaded p99", (x) => x.p99_ratio, "lower", { max: 2 });
+    add("under attack: acked changes/s (whole run)", (x) => x.loaded.acks_per_s, "higher");
+    add("under attack: server peak RSS MB", (x) => x.loaded.server_peak_rss_kb / 1024, "lower", { max: rssCapMb });
+    add("unloaded: data dir MB at the end", (x) => x.unloaded.data_bytes / 2 ** 20, "lower");
+    add("under attack: data dir MB more than unloaded", (x) => (x.loaded.data_bytes - x.unloaded.data_bytes) / 2 ** 20, "lower", { max: diskSlackMb });
+    add(`spam: requests answered (of ${k(spamDocs)})`, (x) => x.loaded.spam?.answered, "higher");
+    add("spam: requests answered/s", (x) => x.loaded.spam?.rate_per_s, "higher");
+    add("spam: seconds", (x) => x.loaded.spam?.seconds, "lower");
+    add(`idle connections open at the end (of ${k(idle)})`, (x) => x.loaded.idle?.open_at_end, "higher");
+    add("documents loaded at the end", (x) => x.loaded.metrics_end?.documents_loaded, "lower");
+    add("documents loaded: peak during the run", (x) => (x.loaded.peaks?.documents_loaded || undefined), "lower");
+  }
   if (out.D1.holdfast.length || out.D1.automerge.length) {
     const [h, a] = SYSTEMS.map((s) => summary(out.D1[s].map((x) => x.lost)));
     r.push({ w: "D1", metric: "reported changes lost of 200 (per trial)", h, a, better: "lower", target: "zero" });
@@ -568,12 +607,12 @@ async function main() {
   for (const w of Object.keys(out)) for (const s of SYSTEMS) out[w][s] = [];
   out.W5b = {}; // { n: { holdfast: [...], automerge: [...] } }
 
-  await buildSite();
+  if (BROWSER) await buildSite();
   const meta = {
     date: new Date().toISOString(),
     cores: cpus().length,
     cpu: cpus()[0]?.model,
-    chromium: execFileSync(CHROMIUM, ["--version"], { encoding: "utf8" }).trim(),
+    chromium: BROWSER ? execFileSync(CHROMIUM, ["--version"], { encoding: "utf8" }).trim() : null,
     node: process.version,
     commit: (() => {
       try {
@@ -584,14 +623,15 @@ async function main() {
     })(),
     reps: REPS,
     w5bReps: W5B_REPS,
+    w9Reps: W9_REPS,
     command: process.env.BENCH_COMMAND ?? (ONLY ? `BENCH_ONLY=${[...ONLY].join(",")} make bench` : "make bench"),
     builds: builds(),
   };
-  log(`${meta.cores} cores, ${meta.chromium}, ${REPS} repetitions`);
+  log(`${meta.cores} cores, ${meta.chromium ?? "no browser"}, ${REPS} repetitions`);
 
   // A server for the pages (and nothing else: W5 starts its own).
-  const web = await startServer({ www: SITE });
-  try {
+  const web = BROWSER ? await startServer({ www: SITE }) : null;
+  if (web) try {
     const profile = mkdtempSync(join(tmpdir(), "bench-profile-"));
     const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS });
     try {
@@ -629,13 +669,27 @@ async function main() {
       log,
     });
   }
+  if (runs("W9")) {
+    const { runW9 } = await import("./w9.mjs");
+    out.W9 = await runW9({
+      seconds: W9_SECONDS,
+      reps: W9_REPS,
+      systems: W9_SYSTEMS,
+      idle: W9_IDLE,
+      spamDocs: W9_SPAM_DOCS,
+      maxSeconds: W9_MAX_SECONDS,
+      holdfastServerBin: process.env.HOLDFAST_SERVER_BIN,
+      loadBin: join(TARGET, "release", "holdfast-load"),
+      log,
+    });
+  }
 
   meta.seconds = Math.round((Date.now() - started) / 1000);
   const { text, verdicts } = table(out);
   const results = join(BENCH, "results");
   mkdirSync(results, { recursive: true });
   writeFileSync(join(results, "latest.json"), JSON.stringify({ meta, results: out, verdicts }, null, 2));
-  const head = `${meta.date.slice(0, 10)} · ${meta.cores} cores (${meta.cpu}) · ${meta.chromium} · node ${meta.node} · commit ${meta.commit} · \`${meta.command}\` · median (min–max) of ${REPS}${runs("W5B") && W5B_REPS !== REPS ? ` (W5b: ${W5B_REPS})` : ""} · ${meta.seconds} s`;
+  const head = `${meta.date.slice(0, 10)} · ${meta.cores} cores (${meta.cpu}) · ${meta.chromium ?? "no browser"} · node ${meta.node} · commit ${meta.commit} · \`${meta.command}\` · median (min–max) of ${REPS}${runs("W5B") && W5B_REPS !== REPS ? ` (W5b: ${W5B_REPS})` : ""}${runs("W9") ? ` (W9: ${W9_REPS})` : ""} · ${meta.seconds} s`;
   writeFileSync(join(results, "latest.md"), `${head}\n\n${text}\n`);
   console.log(`\n${head}\n\n${text}\n`);
   for (const v of verdicts) console.log(`${v.ok ? "met   " : "MISSED"} ${v.w} ${v.metric}${v.ratio === null ? "" : `: ${fmt(v.ratio, 2)}×`}${v.value === undefined ? "" : `: ${v.value}`} (target ${v.target})`);

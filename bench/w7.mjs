@@ -23,7 +23,8 @@
 //     unacked_at_end, warmup_s}) + { server_peak_rss_kb, data_bytes,
 //     server_exit } (data_bytes: the data directory's size after the run).
 //   startAmServer({ dir, port }) → { url, pid, wait(docs, timeoutMs), stop(), peakRssKb() }
-//   startHoldfastServer({ bin, dir }) → { url, pid, stop(), peakRssKb() }
+//   startHoldfastServer({ bin, dir, args }) → { url, pid, stop(), peakRssKb() }
+//   peakRssKb(pid), dirBytes(dir) (W9 uses them too)
 //
 // Standalone: node bench/w7.mjs [--clients 10,100,1000] [--seconds 10]
 //   [--systems holdfast,automerge] — prints the raw results as JSON.
@@ -49,7 +50,8 @@ export function peakRssKb(pid) {
   }
 }
 
-function dirBytes(dir) {
+/** The bytes of the files under `dir`. */
+export function dirBytes(dir) {
   let total = 0
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name)
@@ -155,10 +157,10 @@ export async function startAmServer({ dir, port = 0 }) {
   }
 }
 
-/** holdfast-server on 127.0.0.1:0 over `dir`. */
-export async function startHoldfastServer({ bin, dir }) {
+/** holdfast-server on 127.0.0.1:0 over `dir` (`args`: more flags). */
+export async function startHoldfastServer({ bin, dir, args = [] }) {
   // Its default log filter, as shipped (RUST_LOG passes through if set).
-  const s = spawnServer(bin, ["--listen", "127.0.0.1:0", "--data", dir], { what: "holdfast-server" })
+  const s = spawnServer(bin, ["--listen", "127.0.0.1:0", "--data", dir, ...args], { what: "holdfast-server" })
   const url = await s.url
   return {
     url,
