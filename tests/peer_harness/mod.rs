@@ -21,6 +21,8 @@ pub struct Server {
     /// Frames sent, per connection.
     pub sent: Vec<(ConnId, Message)>,
     pub events: Vec<Event>,
+    /// Storage reads (`Effect::Load`) performed.
+    pub loads: usize,
 }
 
 impl Server {
@@ -33,6 +35,7 @@ impl Server {
             store: BTreeMap::new(),
             sent: Vec::new(),
             events: Vec::new(),
+            loads: 0,
         }
     }
 
@@ -45,6 +48,7 @@ impl Server {
                     self.sent.push((conn, m));
                 }
                 Effect::Load { task, prefix } => {
+                    self.loads += 1;
                     let recs = self
                         .store
                         .iter()

@@ -181,6 +181,9 @@ fn new_repo(rng: &mut ChaCha8Rng, name: &str, server: bool, storage: &SimStorage
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     repo.restore_collection(records);
+    if storage.image.is_empty() {
+        repo.store_started_empty();
+    }
     repo
 }
 

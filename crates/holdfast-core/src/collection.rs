@@ -11,6 +11,11 @@
 //! - `["$holdfast", "cursor", <storageId>]`: how far this client has taken
 //!   that server's change sequence (every held document listed up to it is
 //!   durable here).
+//! - `["$holdfast", "complete"]` (empty value): every document this store
+//!   holds has an entry. Written with the first commit of a store that held
+//!   no record at all when it was opened (a store older than the index may
+//!   hold documents without entries, and never gets it); from then on a
+//!   document without an entry with heads is known not to be stored.
 //!
 //! Invariants:
 //! - An entry's `seq` and `heads` name only what is durable in the same
@@ -55,6 +60,10 @@ pub fn storage_id_key() -> StorageKey {
     StorageKey::new([PREFIX, "storage-id"])
 }
 
+pub fn complete_key() -> StorageKey {
+    StorageKey::new([PREFIX, "complete"])
+}
+
 pub fn cursor_key(storage_id: &str) -> StorageKey {
     StorageKey::new([PREFIX, "cursor", storage_id])
 }
@@ -66,6 +75,7 @@ pub enum Record {
     Seq(u64),
     StorageId(String),
     Cursor(String, u64),
+    Complete,
 }
 
 impl Record {
@@ -83,6 +93,7 @@ impl Record {
             [PREFIX, "storage-id"] => String::from_utf8(value.to_vec())
                 .map(Record::StorageId)
                 .map_err(|e| e.to_string()),
+            [PREFIX, "complete"] => Ok(Record::Complete),
             [PREFIX, "cursor", sid] => {
                 decode_u64(value).map(|n| Record::Cursor(sid.to_string(), n))
             }

@@ -52,6 +52,11 @@ impl Storage for MemoryStorage {
             .collect())
     }
 
+    async fn is_empty(&self) -> Result<bool, StorageError> {
+        self.check_open()?;
+        Ok(self.records.borrow().is_empty())
+    }
+
     async fn commit(&self, commit: Commit) -> Result<(), StorageError> {
         self.check_open()?;
         let mut records = self.records.borrow_mut();

@@ -335,6 +335,13 @@ pub trait Storage {
     async fn range(&self, prefix: &StorageKey) -> Result<Vec<(StorageKey, Vec<u8>)>, StorageError>;
     /// Apply `commit` atomically; resolve only once it is durable.
     async fn commit(&self, commit: Commit) -> Result<(), StorageError>;
+    /// Whether the store holds no record at all, if that is cheap to know
+    /// (`false`, the default, means "not known to be empty"). A repo opened
+    /// on an empty store keeps a complete index
+    /// ([`crate::repo::Repo::store_started_empty`]).
+    async fn is_empty(&self) -> Result<bool, StorageError> {
+        Ok(false)
+    }
 }
 
 /// The document id's text form (bs58check), the first key component.

@@ -222,6 +222,11 @@ impl Storage for LogStorage {
         self.run(move |s| s.range(&prefix)).await
     }
 
+    /// Answered from the in-memory index (no disk read).
+    async fn is_empty(&self) -> Result<bool, StorageError> {
+        self.run(|s| Ok(s.key_count() == 0)).await
+    }
+
     /// Append and fdatasync `commit`; then, if the garbage calls for it,
     /// start a background compaction (which never fails this commit).
     async fn commit(&self, commit: Commit) -> Result<(), StorageError> {

@@ -33,6 +33,11 @@ pub(super) struct Collection {
     pub on: bool,
     pub storage_id: Option<String>,
     storage_id_unwritten: bool,
+    /// Every document the store holds has an entry (see
+    /// [`collection::complete_key`]): one without an entry with heads is not
+    /// stored, and needs no storage read.
+    pub complete: bool,
+    complete_unwritten: bool,
     /// The highest sequence number that is durable.
     pub durable_seq: u64,
     next_seq: u64,
@@ -76,6 +81,7 @@ pub(super) struct Batch {
     stale: Vec<DocumentId>,
     cursors: Vec<String>,
     storage_id: bool,
+    complete: bool,
 }
 
 impl Batch {
@@ -108,6 +114,7 @@ impl Collection {
                 }
                 Some(Ok(Record::Seq(n))) => self.durable_seq = self.durable_seq.max(n),
                 Some(Ok(Record::StorageId(s))) => self.storage_id = Some(s),
+                Some(Ok(Record::Complete)) => self.complete = true,
                 Some(Ok(Record::Cursor(sid, n))) => {
                     self.cursors.insert(sid, n);
                 }
@@ -118,6 +125,20 @@ impl Collection {
             self.storage_id = Some(candidate.to_string());
             self.storage_id_unwritten = true;
         }
+    }
+
+    /// The store held no record at all when it was opened: every document
+    /// it will hold gets an entry in the commit that stores it.
+    pub fn started_empty(&mut self) {
+        if !self.complete {
+            self.complete = true;
+            self.complete_unwritten = true;
+        }
+    }
+
+    /// Whether `id` is known not to be stored (no storage read needed).
+    pub fn not_stored(&self, id: &DocumentId) -> bool {
+        self.on && self.complete && self.entries.get(id).is_none_or(|e| e.heads.is_empty())
     }
 
     /// The entry of `id`, made (empty) if there is none.
@@ -266,6 +287,10 @@ impl Collection {
                 .push((collection::storage_id_key(), sid.into_bytes()));
             b.storage_id = true;
         }
+        if std::mem::take(&mut self.complete_unwritten) {
+            commit.puts.push((collection::complete_key(), Vec::new()));
+            b.complete = true;
+        }
         Some(b)
     }
 
@@ -305,5 +330,6 @@ impl Collection {
         self.stale.extend(b.advanced.iter().map(|(id, _, _)| *id));
         self.stale_cursors.extend(b.cursors);
         self.storage_id_unwritten |= b.storage_id;
+        self.complete_unwritten |= b.complete;
     }
 }

@@ -16,6 +16,11 @@ use super::Repo;
 use crate::id::DocumentId;
 use crate::wire::untrusted;
 
+/// `new_docs_per_sec` is enforced per window of this many milliseconds
+/// (a tenth of the rate each): a client pacing at the limit sends steadily
+/// rather than a second's worth at once and then nothing.
+const PACING_WINDOW_MS: u64 = 100;
+
 /// How many ephemeral sessions of one peer the relay remembers (for
 /// de-duplication); a new one beyond this replaces the one with the lowest
 /// id.
@@ -43,17 +48,52 @@ impl Repo {
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
-        if c.docs.contains(&doc) || max == 0 {
-            c.docs.insert(doc);
+        if c.docs.contains(&doc) {
             return true;
         }
-        if c.docs.len() >= max {
+        if max > 0 && c.docs.len() >= max {
             self.count_refusal(conn, "max_docs_per_conn");
             self.protocol_error(conn, ProtocolError::TooManyDocs { max });
             return false;
         }
         c.docs.insert(doc);
         true
+    }
+
+    /// A message from `conn` brought a document into memory (a load, or a
+    /// new empty document): count it against `new_docs_per_sec`.
+    pub(super) fn note_doc_brought_up(&mut self, conn: ConnId) {
+        let window = self.now.0 / PACING_WINDOW_MS;
+        let budget = self.pacing_budget();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.new_window != window {
+            (c.new_window, c.new_docs) = (window, 0);
+        }
+        c.new_docs += 1;
+        if c.new_docs == budget {
+            self.count_refusal(conn, "new_docs_per_sec_paused");
+        }
+    }
+
+    /// What one pacing window allows (0: no limit).
+    fn pacing_budget(&self) -> u32 {
+        let per_sec = self.cfg.conn_limits.new_docs_per_sec;
+        let windows = (1000 / PACING_WINDOW_MS) as u32;
+        per_sec.div_ceil(windows)
+    }
+
+    /// When to read `conn`'s next frame, if not at once: it brought this
+    /// window's share of [`ConnLimits::new_docs_per_sec`] documents into
+    /// memory, so the caller reads nothing more from it before the next
+    /// window (its socket pushes back on the client).
+    pub fn read_paused_until(&self, conn: ConnId) -> Option<Timestamp> {
+        let budget = self.pacing_budget();
+        let c = self.conns.get(&conn)?;
+        let window = self.now.0 / PACING_WINDOW_MS;
+        (budget > 0 && c.new_window == window && c.new_docs >= budget)
+            .then_some(Timestamp((window + 1) * PACING_WINDOW_MS))
     }
 
     /// Whether an ephemeral message from `conn` may be relayed.

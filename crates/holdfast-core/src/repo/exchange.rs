@@ -49,6 +49,16 @@ impl Repo {
         self.cfg.metadata.holdfast = Some(collection::VERSION);
     }
 
+    /// The store held no record at all when it was opened (call after
+    /// [`Repo::restore_collection`]): from now on the index knows every
+    /// document the store holds, and a document it does not list is not
+    /// read from storage (a `request` for a new id costs no read). Only for
+    /// a store with one writer: several repos on one store (tabs, server
+    /// nodes) would each miss what the others stored.
+    pub fn store_started_empty(&mut self) {
+        self.collection.started_empty();
+    }
+
     /// Write what the collection holds only in memory (cursors that moved)
     /// with the next commit, now: before closing.
     pub fn persist_collection(&mut self) {

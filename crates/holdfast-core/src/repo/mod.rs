@@ -24,6 +24,7 @@ mod docs;
 mod evict;
 mod exchange;
 mod guard;
+mod load;
 mod net;
 mod notify;
 mod ops_check;
@@ -39,7 +40,7 @@ use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash};
 
 use crate::id::DocumentId;
-use crate::storage::{StorageKey, StorageReset};
+use crate::storage::StorageReset;
 use crate::wire::PeerId;
 use doc::{Doc, Item, Pending, Phase};
 pub use types::*;
@@ -77,6 +78,13 @@ pub struct Repo {
     /// no scan runs.
     evicted: u64,
     evict_floor: usize,
+    /// Documents picked for eviction, the least recently used last.
+    evict_queue: Vec<(Timestamp, DocumentId)>,
+    /// When documents' finds stop waiting for peers, earliest first. May
+    /// hold stale entries (a document that found or left since): each costs
+    /// one early `handle_timeout`, which drops it. Kept so that
+    /// `poll_timeout` does not scan every document held.
+    find_deadlines: std::collections::BTreeSet<(Timestamp, DocumentId)>,
 }
 
 impl Repo {
@@ -104,6 +112,8 @@ impl Repo {
             refused: Default::default(),
             evicted: 0,
             evict_floor: 0,
+            evict_queue: Vec::new(),
+            find_deadlines: Default::default(),
         }
     }
 
@@ -134,9 +144,12 @@ impl Repo {
 
     /// The earliest time [`Repo::handle_timeout`] should be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let finds = self.docs.values().filter_map(Doc::find_deadline).min();
+        let finds = self.find_deadlines.first().map(|(t, _)| *t);
+        // Picked documents left to evict: the next turn drops more.
+        let evicting = self.eviction_pending().then_some(self.now);
         finds
             .into_iter()
+            .chain(evicting)
             .chain(self.collection.due)
             .chain(self.next_expiry())
             .min()
@@ -147,14 +160,12 @@ impl Repo {
         if self.collection.due.is_some_and(|t| t <= now) {
             self.collection.force();
         }
-        let expired: Vec<DocumentId> = self
-            .docs
-            .values()
-            .filter(|d| d.find_deadline().is_some_and(|t| t <= now))
-            .map(|d| d.id)
-            .collect();
-        for id in expired {
-            self.fail_finds(id, self.unavailable());
+        while let Some(&(t, id)) = self.find_deadlines.first().filter(|(t, _)| *t <= now) {
+            self.find_deadlines.remove(&(t, id));
+            let due = self.docs.get(&id).and_then(Doc::find_deadline);
+            if due.is_some_and(|t| t <= now) {
+                self.fail_finds(id, self.unavailable());
+            }
         }
         self.expire_access(now);
     }
@@ -359,20 +370,14 @@ impl Repo {
                 // The wait for peers starts once storage said "not here"
                 // (for a loading document: in `load_done`).
                 if doc.loaded() {
-                    doc.request(deadline);
-                    self.request_from_peers(id);
+                    self.start_requesting(id, deadline);
                 }
             }
             None => {
-                let task = self.task();
                 let mut doc = Doc::new(id, &self.actor, Phase::loading());
                 doc.finds.push(find);
                 self.docs.insert(id, doc);
-                self.loads.insert(task, id);
-                self.effects.push_back(Effect::Load {
-                    task,
-                    prefix: StorageKey::doc_prefix(&id),
-                });
+                self.load(id);
             }
         }
         find

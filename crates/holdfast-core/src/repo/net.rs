@@ -5,7 +5,6 @@ use super::doc::{Doc, Phase};
 use super::types::*;
 use super::Repo;
 use crate::id::DocumentId;
-use crate::storage::StorageKey;
 use crate::wire::{self, Message, PeerId, PeerMetadata};
 
 pub(super) const PROTOCOL_VERSION: &str = "1";
@@ -21,6 +20,10 @@ pub(super) struct Conn {
     pub eph_second: u64,
     pub eph_msgs: u32,
     pub eph_bytes: usize,
+    /// Documents this peer's messages brought into memory in the pacing
+    /// window `new_window` (see `conn_limits`).
+    pub new_window: u64,
+    pub new_docs: u32,
     /// What it may do (`access`); `None`: `RepoConfig::default_access`.
     pub access: Option<Access>,
 }
@@ -34,6 +37,8 @@ impl Conn {
             eph_second: 0,
             eph_msgs: 0,
             eph_bytes: 0,
+            new_window: 0,
+            new_docs: 0,
             access: None,
         }
     }
@@ -62,10 +67,14 @@ impl Repo {
         };
         self.collection.links.remove(&conn);
         let mut check = Vec::new();
-        let mut states = crate::vecmap::VecMap::new();
+        let mut states = Vec::new();
         for doc in self.docs.values_mut() {
             if let Some(state) = doc.peers.remove(&conn) {
-                states.insert(doc.id, state);
+                // What a peer knew of a document we lack is worth nothing
+                // (it is answered afresh): only the others are parked.
+                if !doc.is_empty() {
+                    states.push((doc.id, state));
+                }
             }
             doc.forget_conn(conn);
             if !doc.finds.is_empty() {
@@ -234,8 +243,8 @@ impl Repo {
                         self.handle_doc_message(conn, msg)
                     }
                     None => {
-                        // Not in memory: load it first, keeping the message.
-                        let task = self.task();
+                        // Not in memory: load it first, keeping the message
+                        // (at once if the index says storage has nothing).
                         let mut doc = Doc::new(
                             document_id,
                             &self.actor,
@@ -245,11 +254,8 @@ impl Repo {
                         );
                         doc.last_used = self.now;
                         self.docs.insert(document_id, doc);
-                        self.loads.insert(task, document_id);
-                        self.effects.push_back(Effect::Load {
-                            task,
-                            prefix: StorageKey::doc_prefix(&document_id),
-                        });
+                        self.note_doc_brought_up(conn);
+                        self.load(document_id);
                     }
                 }
             }

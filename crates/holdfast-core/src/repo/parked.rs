@@ -18,8 +18,9 @@ use crate::id::DocumentId;
 use crate::vecmap::VecMap;
 use crate::wire::PeerId;
 
-/// One peer's states, by document.
-pub(super) type States = VecMap<DocumentId, sync::State>;
+/// One peer's states, one per document (a list: parking and restoring
+/// only walk it; a server may park tens of thousands for one peer).
+pub(super) type States = Vec<(DocumentId, sync::State)>;
 
 pub(super) const MAX_PEERS: usize = 1_000;
 pub(super) const MAX_STATES: usize = 100_000;
@@ -84,17 +85,18 @@ mod tests {
         let mut s = sync::State::new();
         s.in_flight = true;
         s.sent_hashes.insert(automerge::ChangeHash([1; 32]));
-        p.park("a".into(), [(DocumentId([1; 16]), s)].into_iter().collect());
+        p.park("a".into(), vec![(DocumentId([1; 16]), s)]);
         let back = p.take("a");
-        let s = back.get(&DocumentId([1; 16])).expect("parked");
+        let (_, s) = back
+            .iter()
+            .find(|(id, _)| *id == DocumentId([1; 16]))
+            .expect("parked");
         assert!(!s.in_flight && s.sent_hashes.is_empty());
         assert!(p.take("a").is_empty());
         for i in 0..MAX_PEERS + 5 {
             p.park(
                 format!("p{i}"),
-                [(DocumentId([1; 16]), sync::State::new())]
-                    .into_iter()
-                    .collect(),
+                vec![(DocumentId([1; 16]), sync::State::new())],
             );
         }
         assert_eq!(p.by_peer.len(), MAX_PEERS);

@@ -148,6 +148,18 @@ impl Repo {
         }
     }
 
+    /// Wait for peers until `deadline` (kept if already waiting) for a
+    /// document whose finds storage could not answer, and ask them.
+    pub(super) fn start_requesting(&mut self, id: DocumentId, deadline: Timestamp) {
+        if let Some(doc) = self.docs.get_mut(&id) {
+            doc.request(deadline);
+            if let Some(t) = doc.find_deadline() {
+                self.find_deadlines.insert((t, id));
+            }
+        }
+        self.request_from_peers(id);
+    }
+
     /// Ask every connected peer for a document we are finding.
     pub(super) fn request_from_peers(&mut self, id: DocumentId) {
         let open: Vec<ConnId> = self.open_conns();
@@ -168,17 +180,17 @@ impl Repo {
 
     /// Fail pending finds once every connected peer said it lacks the doc.
     pub(super) fn check_unavailable(&mut self, id: DocumentId) {
-        let open = self.open_conns();
         let Some(doc) = self.docs.get(&id) else {
             return;
         };
-        if doc.finds.is_empty() || open.is_empty() || !doc.durable.get_heads().is_empty() {
+        if doc.finds.is_empty() || !doc.durable.get_heads().is_empty() {
             return;
         }
         let Phase::Requesting { unavailable, .. } = &doc.phase else {
             return;
         };
-        if open.iter().all(|c| unavailable.contains(c)) {
+        let open = self.open_conns();
+        if !open.is_empty() && open.iter().all(|c| unavailable.contains(c)) {
             self.fail_finds(id, self.unavailable());
         }
     }
@@ -186,16 +198,15 @@ impl Repo {
     /// After the durable state of `id` changed: offer it to every peer that
     /// syncs it (and, when announcing, to every connected peer).
     pub(super) fn sync_doc(&mut self, id: DocumentId) {
-        let open = self.open_conns();
-        let announce = self.cfg.announce;
         let Some(doc) = self.docs.get(&id) else {
             return;
         };
         if !doc.loaded() {
             return;
         }
-        if announce && !doc.durable.get_heads().is_empty() {
-            let fresh: Vec<ConnId> = open
+        if self.cfg.announce && !doc.durable.get_heads().is_empty() {
+            let fresh: Vec<ConnId> = self
+                .open_conns()
                 .into_iter()
                 .filter(|c| !doc.peers.contains_key(c))
                 .collect();

@@ -105,6 +105,14 @@ pub struct ConnLimits {
     /// find waits for and nothing pending touches are evicted, least
     /// recently used first, and loaded again when asked for.
     pub max_loaded_docs: usize,
+    /// Documents one connection's messages may bring into memory per second
+    /// (loaded, or new and empty): past this, [`Repo::read_paused_until`]
+    /// tells the caller to read nothing more from it until the next second.
+    /// Nothing is refused; a client asking for new ids as fast as it can
+    /// gets its share of the server, not all of it.
+    ///
+    /// [`Repo::read_paused_until`]: super::Repo::read_paused_until
+    pub new_docs_per_sec: u32,
 }
 
 impl ConnLimits {
@@ -114,6 +122,7 @@ impl ConnLimits {
             ephemeral_per_sec: 0,
             ephemeral_bytes_per_sec: 0,
             max_loaded_docs: 0,
+            new_docs_per_sec: 0,
         }
     }
 
@@ -124,6 +133,7 @@ impl ConnLimits {
             ephemeral_per_sec: 100,
             ephemeral_bytes_per_sec: 1 << 20,
             max_loaded_docs: 10_000,
+            new_docs_per_sec: 2_000,
         }
     }
 }

@@ -304,6 +304,11 @@ impl LogStore {
     }
 
     /// Bytes of live values.
+    /// Live keys (puts not deleted since).
+    pub fn key_count(&self) -> usize {
+        self.index.len()
+    }
+
     pub fn live_bytes(&self) -> u64 {
         self.index.live_bytes()
     }
