@@ -18,10 +18,12 @@ use std::sync::Arc;
 use holdfast_core::repo::{ConnId, Direction, Effect, Event, Repo, TaskId, Timestamp};
 use holdfast_core::storage::{Storage, StorageError, StorageKey};
 use holdfast_core::wire::untrusted;
-use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::limits::Limits;
-use crate::stats::{Refusal, Stats};
+pub use crate::loads::Done;
+use crate::loads::Loads;
+use crate::stats::{Histogram, Refusal, Stats};
 use tokio::time::Instant;
 
 /// What a connection's writer is told to do.
@@ -83,22 +85,6 @@ impl ConnOut {
 
     fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
-    }
-}
-
-/// Held by a frame until the core has handled it: returns its bytes to the
-/// input budget and lets its connection's reader go on to the next frame.
-pub struct Done {
-    _permit: OwnedSemaphorePermit,
-    _tx: oneshot::Sender<()>,
-}
-
-impl Done {
-    pub fn new(permit: OwnedSemaphorePermit, tx: oneshot::Sender<()>) -> Self {
-        Self {
-            _permit: permit,
-            _tx: tx,
-        }
     }
 }
 
@@ -167,6 +153,10 @@ struct Driver<S> {
     /// When each commit in flight was issued (for the latency histogram).
     commits: HashMap<TaskId, Instant>,
     commit_seconds: Histogram,
+    /// Storage reads in flight and the frames that wait for them.
+    loads: Loads,
+    /// The connection whose frame the core is handling (its loads hold it).
+    frame_from: Option<ConnId>,
 }
 
 /// Run the repo until shutdown completes. Must run inside a
@@ -178,12 +168,14 @@ pub async fn run<S: Storage + 'static>(
     mut rx: mpsc::UnboundedReceiver<Input>,
 ) {
     let mut d = Driver {
+        loads: Loads::new(setup.limits.max_storage_reads),
         storage,
         setup,
         clock: Clock(Instant::now()),
         conns: HashMap::new(),
         commits: HashMap::new(),
         commit_seconds: Histogram::default(),
+        frame_from: None,
     };
     let mut shutdown: Option<oneshot::Sender<()>> = None;
     // Connections whose token must come with their `join`.
@@ -233,12 +225,26 @@ pub async fn run<S: Storage + 'static>(
                     }
                 }
                 drop(bytes);
+                d.frame_from = Some(conn);
                 d.drain(&mut repo);
-                drop(done);
+                d.frame_from = None;
+                match repo.read_paused_until(conn) {
+                    // It brought up too many new documents this second:
+                    // its next frame waits (nothing is refused).
+                    Some(t) => {
+                        let until = d.clock.instant(t);
+                        tokio::task::spawn_local(async move {
+                            tokio::time::sleep_until(until).await;
+                            drop(done);
+                        });
+                    }
+                    None => d.loads.handled(conn, done),
+                }
                 continue;
             }
             Input::Closed { conn } => {
                 at_join.forget(conn);
+                d.loads.forget(conn);
                 d.conns.remove(&conn);
                 repo.disconnected(now, conn);
             }
@@ -249,7 +255,10 @@ pub async fn run<S: Storage + 'static>(
                 }
                 repo.commit_done(now, task, result)
             }
-            Input::Loaded { task, result } => repo.load_done(now, task, result),
+            Input::Loaded { task, result } => {
+                repo.load_done(now, task, result);
+                d.loads.answered(task);
+            }
             Input::Metrics { reply } => {
                 let _ = reply.send(d.metrics(&repo));
                 continue;
@@ -264,44 +273,6 @@ pub async fn run<S: Storage + 'static>(
             }
         }
         d.drain(&mut repo);
-    }
-}
-
-/// Commit latency buckets, in seconds (`holdfast_commit_seconds`).
-const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
-
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-impl Histogram {
-    fn observe(&mut self, v: f64) {
-        for (b, n) in BUCKETS.iter().zip(self.counts.iter_mut()) {
-            if v <= *b {
-                *n += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += v;
-    }
-
-    fn write(&self, out: &mut String, name: &str, help: &str) {
-        use std::fmt::Write;
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (b, n) in BUCKETS.iter().zip(self.counts.iter()) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{le=\"+Inf\"}} {c}\n{name}_sum {s}\n{name}_count {c}",
-            c = self.count,
-            s = self.sum
-        );
     }
 }
 
@@ -326,8 +297,10 @@ impl<S: Storage + 'static> Driver<S> {
                     });
                 }
                 Effect::Load { task, prefix } => {
+                    let reads = self.loads.start(task, self.frame_from);
                     let (storage, tx) = (self.storage.clone(), self.setup.tx.clone());
                     tokio::task::spawn_local(async move {
+                        let _permit = Loads::permit(reads).await;
                         let result = storage.range(&prefix).await;
                         let _ = tx.send(Input::Loaded { task, result });
                     });
@@ -390,6 +363,7 @@ impl<S: Storage + 'static> Driver<S> {
         if let Some(out) = self.conns.remove(&conn) {
             out.kill.notify_one();
         }
+        self.loads.forget(conn);
         repo.disconnected(self.clock.now(), conn);
     }
 
@@ -440,6 +414,18 @@ impl<S: Storage + 'static> Driver<S> {
             "holdfast_documents_evicted_total",
             "Idle documents dropped from memory (they load again when asked for).",
             repo.evicted_docs(),
+        );
+        counter(
+            &mut out,
+            "holdfast_storage_reads_total",
+            "Documents read from storage (a message about one not in memory and listed in the index).",
+            self.loads.started_total,
+        );
+        gauge(
+            &mut out,
+            "holdfast_frames_waiting_for_storage",
+            "Frames whose connection waits for the storage reads they started.",
+            self.loads.frames_held() as u64,
         );
         gauge(
             &mut out,

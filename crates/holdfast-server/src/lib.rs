@@ -6,6 +6,7 @@ pub mod driver;
 pub mod http;
 pub mod limits;
 pub mod listen;
+mod loads;
 pub mod slot;
 pub mod stats;
 
@@ -100,8 +101,17 @@ pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io:
         .range(&holdfast_core::collection::prefix())
         .await
         .map_err(|e| std::io::Error::other(format!("cannot read the collection index: {e}")))?;
+    let empty = storage
+        .is_empty()
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot read the store: {e}")))?;
     let mut repo = Repo::new(cfg);
     repo.restore_collection(records);
+    if empty {
+        // The index will list every document: a request for an id it does
+        // not list is answered without a storage read.
+        repo.store_started_empty();
+    }
     tracing::info!(
         storage_id = repo.config().metadata.storage_id.as_deref().unwrap_or(""),
         "collection index loaded"

@@ -33,6 +33,10 @@ pub struct LimitArgs {
     /// Unsent bytes of all connections together [default: 512 MiB].
     #[arg(long)]
     max_queued_out_total: Option<usize>,
+    /// Storage reads (loads of documents not in memory) at once, all
+    /// connections together [default: 16].
+    #[arg(long)]
+    max_storage_reads: Option<usize>,
     /// Documents one connection may sync [default: 10000].
     #[arg(long)]
     max_docs_per_connection: Option<usize>,
@@ -42,6 +46,11 @@ pub struct LimitArgs {
     /// Ephemeral payload bytes per second from one connection [default: 1 MiB].
     #[arg(long)]
     ephemeral_bytes_per_sec: Option<usize>,
+    /// Documents one connection's messages may bring into memory per
+    /// second (loaded or new); past it, its next frame waits for the next
+    /// second [default: 2000].
+    #[arg(long)]
+    new_docs_per_sec: Option<u32>,
     /// Documents held in memory before idle ones are evicted [default: 10000].
     #[arg(long)]
     max_loaded_docs: Option<usize>,
@@ -66,10 +75,12 @@ impl LimitArgs {
             max_queued_in => l.max_queued_in, |v| v;
             max_queued_out => l.max_queued_out, |v| v;
             max_queued_out_total => l.max_queued_out_total, |v| v;
+            max_storage_reads => l.max_storage_reads, |v| v;
             max_docs_per_connection => l.conn.max_docs_per_conn, |v| v;
             ephemeral_per_sec => l.conn.ephemeral_per_sec, |v| v;
             ephemeral_bytes_per_sec => l.conn.ephemeral_bytes_per_sec, |v| v;
             max_loaded_docs => l.conn.max_loaded_docs, |v| v;
+            new_docs_per_sec => l.conn.new_docs_per_sec, |v| v;
         }
         l
     }

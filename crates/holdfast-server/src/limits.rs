@@ -15,9 +15,14 @@
 //!   bound; an empty queue always takes one frame, however large, so a big
 //!   document can still be sent), and when all connections together pass
 //!   `max_queued_out_total`, the one with the most unsent bytes goes;
+//! - storage reads: a frame that makes the core load documents holds its
+//!   connection's input slot until storage answered, and at most
+//!   `max_storage_reads` reads run at once (`loads.rs`);
 //! - in the core (`holdfast_core::repo::ConnLimits`): documents per
-//!   connection, ephemeral messages and bytes per second, documents held in
-//!   memory (idle ones are evicted and reloaded on demand).
+//!   connection, ephemeral messages and bytes per second, new documents per
+//!   second (past it the connection's next frame waits for the next
+//!   second), documents held in memory (idle ones are evicted and reloaded
+//!   on demand).
 
 use std::time::Duration;
 
@@ -39,6 +44,10 @@ pub struct Limits {
     pub max_queued_out: usize,
     /// Unsent bytes of all connections together.
     pub max_queued_out_total: usize,
+    /// Storage reads (loads of documents not in memory) running at once,
+    /// all connections together; a frame that starts loads also holds its
+    /// connection's input slot until they are done.
+    pub max_storage_reads: usize,
     /// What one connection may make the core hold or relay.
     pub conn: ConnLimits,
 }
@@ -53,6 +62,7 @@ impl Default for Limits {
             max_queued_in: 128 << 20,
             max_queued_out: 32 << 20,
             max_queued_out_total: 512 << 20,
+            max_storage_reads: 16,
             conn: ConnLimits::server(),
         }
     }

@@ -152,3 +152,41 @@ pub fn log_metrics(s: &holdfast_log::LogStats) -> String {
     );
     out
 }
+
+/// Commit latency buckets, in seconds (`holdfast_commit_seconds`).
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+pub struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, v: f64) {
+        for (b, n) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if v <= *b {
+                *n += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+
+    pub fn write(&self, out: &mut String, name: &str, help: &str) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, n) in BUCKETS.iter().zip(self.counts.iter()) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {c}\n{name}_sum {s}\n{name}_count {c}",
+            c = self.count,
+            s = self.sum
+        );
+    }
+}

@@ -166,6 +166,37 @@ fn heavy_frames_do_not_stall_other_clients() {
 }
 
 #[test]
+fn a_client_bringing_up_documents_fast_is_paced_not_refused() {
+    run(async {
+        let mut env = Env::start(&["--new-docs-per-sec", "50"]);
+        let url = env.url();
+        let mut raw = Raw::connect(&url).await;
+        let server = raw.join().await;
+        let started = std::time::Instant::now();
+        for _ in 0..200 {
+            raw.send_msg(&empty_sync(random_doc_id(), &raw.peer_id, &server))
+                .await;
+        }
+        let mut answered = 0;
+        while answered < 200 {
+            match raw.next().await {
+                RawIn::Msg(Message::DocUnavailable { .. }) => answered += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // 50 a second, 5 per 100 ms: the last cannot be read before 3.9 s
+        // after the first (a lower bound: a slow machine only adds to it).
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(3),
+            "200 new documents in {took:?}"
+        );
+        assert!(env.refusals("new_docs_per_sec_paused").await >= 3);
+        env.still_serves("a client paced").await;
+    });
+}
+
+#[test]
 fn document_id_spam_is_bounded_and_evicted() {
     run(async {
         let total = if full() { 30_000 } else { 6_000 };
@@ -187,6 +218,7 @@ fn document_id_spam_is_bounded_and_evicted() {
             kept.push((doc, heads));
         }
         writer.close().await;
+        let reads_before = env.metric("holdfast_storage_reads_total").await;
         let mut sent = 0;
         let mut closed = 0;
         while sent < total {
@@ -213,6 +245,10 @@ fn document_id_spam_is_bounded_and_evicted() {
         }
         let refused = env.refusals("max_docs_per_conn").await;
         assert_eq!(refused, closed);
+        // The data directory started empty, so the index lists every
+        // document stored: ids it does not list cost no storage read.
+        let reads = env.metric("holdfast_storage_reads_total").await - reads_before;
+        assert_eq!(reads, 0, "{reads} storage reads for {sent} unknown ids");
         // Once they are gone, idle documents are evicted down to the cap.
         within("eviction", async {
             loop {
@@ -236,6 +272,11 @@ fn document_id_spam_is_bounded_and_evicted() {
                 })
                 .await;
         }
+        let reads = env.metric("holdfast_storage_reads_total").await - reads_before;
+        assert!(
+            reads >= kept.len() as u64,
+            "evicted documents read back: {reads} reads"
+        );
         reader.close().await;
         // Asking for documents that do not exist writes nothing.
         let disk = env.metric("holdfast_log_bytes").await;
