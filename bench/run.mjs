@@ -28,12 +28,12 @@ const REPS = Number(process.env.BENCH_REPS ?? 5);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((s) => s.trim().toUpperCase())) : null;
 const W7_SECONDS = Number(process.env.BENCH_W7_SECONDS ?? 10);
 const W7_CLIENTS = (process.env.BENCH_W7_CLIENTS ?? "10,100,1000").split(",").map(Number);
-const W9_SECONDS = Number(process.env.BENCH_W9_SECONDS ?? 20);
+const W9_SECONDS = Number(process.env.BENCH_W9_SECONDS ?? 60);
 const W9_REPS = Number(process.env.BENCH_W9_REPS ?? 2);
 const W9_SYSTEMS = (process.env.BENCH_W9_SYSTEMS ?? "holdfast").split(",").map((s) => s.trim());
 const W9_IDLE = Number(process.env.BENCH_W9_IDLE ?? 1000);
 const W9_SPAM_DOCS = Number(process.env.BENCH_W9_SPAM_DOCS ?? 100_000);
-const W9_MAX_SECONDS = Number(process.env.BENCH_W9_MAX_SECONDS ?? 120);
+const W9_MAX_SECONDS = Number(process.env.BENCH_W9_MAX_SECONDS ?? W9_SECONDS);
 const W5B_N = (process.env.BENCH_W5B_N ?? "1000,10000").split(",").map(Number);
 const W5B_REPS = Number(process.env.BENCH_W5B_REPS ?? REPS);
 // W5's targets (issue 13): messages each way ≤ 2 × 10 changed + 4.

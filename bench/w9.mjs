@@ -19,9 +19,13 @@
 //     server takes them, reconnecting each time the server closes it at
 //     `--max-docs-per-connection` (10,000), until the server has answered
 //     all of them. The run lasts `seconds`, longer if the spam is not done
-//     by then (at most `maxSeconds`).
-// The writers' latency under attack is taken over the changes made while the
-// spam ran (`during_spam`), the target: its p99 ≤ 2 × the unloaded run's p99.
+//     by then (at most `maxSeconds`, by default `seconds`).
+// Both runs last `seconds` (60) by default: the writers' documents grow
+// with every change and automerge's cost per change with them, so only runs
+// of the same length compare (the writers alone, after 100 s of this, keep
+// one core busy). The writers' latency under attack is taken over the
+// changes made while the spam ran (`during_spam`), the target: its p99 ≤ 2 ×
+// the unloaded run's p99.
 // Server peak RSS is VmHWM (and VmRSS sampled every 250 ms); its cap
 // `rssCapMb` (512 MiB). The data directory is measured after the server
 // stopped; its cap: the unloaded run's + `diskSlackMb` (64 MiB: requests for
@@ -35,9 +39,9 @@
 //     → { config, holdfast: [ { unloaded, loaded, p99_ratio, ... } per rep ],
 //         automerge: [...] (only if asked) }
 //
-// Standalone: node bench/w9.mjs [--seconds 20] [--reps 1]
+// Standalone: node bench/w9.mjs [--seconds 60] [--reps 1]
 //   [--systems holdfast[,automerge]] [--idle 1000] [--spam-docs 100000]
-//   [--max-seconds 120] [--server-bin PATH] — prints the raw results as JSON
+//   [--max-seconds SECONDS] [--server-bin PATH] — prints the raw results as JSON
 //   (the BENCH_W9_* variables and $HOLDFAST_SERVER_BIN set the same).
 // Binaries default to $CARGO_TARGET_DIR (or target/)/release/.
 
@@ -226,13 +230,13 @@ async function runOne({ system, attack, cfg, holdfastServerBin, loadBin, log }) 
 }
 
 export async function runW9({
-  seconds = 20,
+  seconds = 60,
   reps = 1,
   clients = 10,
   intervalMs = 20,
   idle = 1000,
   spamDocs = 100_000,
-  maxSeconds = 120,
+  maxSeconds = seconds,
   systems = ["holdfast"],
   holdfastServerBin = defaultBin("holdfast-server"),
   loadBin = defaultBin("holdfast-load"),
@@ -276,12 +280,12 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     return i < 0 ? dflt : process.argv[i + 1]
   }
   const results = await runW9({
-    seconds: Number(arg("seconds", process.env.BENCH_W9_SECONDS ?? "20")),
+    seconds: Number(arg("seconds", process.env.BENCH_W9_SECONDS ?? "60")),
     reps: Number(arg("reps", process.env.BENCH_W9_REPS ?? "1")),
     systems: arg("systems", process.env.BENCH_W9_SYSTEMS ?? "holdfast").split(","),
     idle: Number(arg("idle", process.env.BENCH_W9_IDLE ?? "1000")),
     spamDocs: Number(arg("spam-docs", process.env.BENCH_W9_SPAM_DOCS ?? "100000")),
-    maxSeconds: Number(arg("max-seconds", process.env.BENCH_W9_MAX_SECONDS ?? "120")),
+    maxSeconds: Number(arg("max-seconds", process.env.BENCH_W9_MAX_SECONDS ?? arg("seconds", process.env.BENCH_W9_SECONDS ?? "60"))),
     holdfastServerBin: arg("server-bin", process.env.HOLDFAST_SERVER_BIN ?? defaultBin("holdfast-server")),
   })
   console.log(JSON.stringify(results, null, 2))
