@@ -77,26 +77,6 @@ fn write(s: &mut Server, conn: u64, id: DocumentId, c: &Change) {
     s.sync(conn, id, changes_msg(&[c], vec![c.hash()]));
 }
 
-fn request(s: &mut Server, conn: u64, id: DocumentId, data: Vec<u8>) {
-    let m = Message::Sync {
-        request: true,
-        document_id: id,
-        sender_id: format!("client-{conn}"),
-        target_id: SERVER.into(),
-        data,
-    };
-    s.repo.frame(T, ConnId(conn), &wire::encode(&m));
-    s.pump();
-}
-
-/// A request's sync message: what an empty document says first.
-fn empty_request() -> Vec<u8> {
-    Automerge::new()
-        .generate_sync_message(&mut sync::State::new())
-        .unwrap()
-        .encode()
-}
-
 /// What was sent to `conn` since `from` (an index into `s.sent`).
 fn sent_to(s: &Server, conn: u64, from: usize) -> Vec<Message> {
     s.sent[from..]
@@ -140,8 +120,8 @@ fn a_denied_request_is_answered_exactly_as_for_a_missing_document_without_loadin
         access(Some("bob"), docs(&[elsewhere]), Grant::none(), false),
     );
     let mark = s.sent.len();
-    request(&mut s, 2, x, empty_request());
-    request(&mut s, 2, missing, empty_request());
+    s.request(2, x, empty_request());
+    s.request(2, missing, empty_request());
     let out = sent_to(&s, 2, mark);
     let unavailable = |id| Message::DocUnavailable {
         document_id: id,
@@ -152,7 +132,7 @@ fn a_denied_request_is_answered_exactly_as_for_a_missing_document_without_loadin
     // The same bytes an open server sends for a document it does not have.
     let mut open = server();
     join_as(&mut open, 2, Access::all());
-    request(&mut open, 2, missing, empty_request());
+    open.request(2, missing, empty_request());
     assert_eq!(sent_to(&open, 2, 0).last(), Some(&unavailable(missing)));
     // The missing document was not loaded for the denied connection.
     assert!(!s.repo.documents().any(|d| *d == missing));
@@ -249,8 +229,7 @@ fn a_read_only_connection_reads_but_its_changes_are_refused_and_nothing_is_store
     let mut reader = Automerge::new();
     let mut st = sync::State::new();
     let mark = s.sent.len();
-    request(
-        &mut s,
+    s.request(
         2,
         x,
         reader.generate_sync_message(&mut st).unwrap().encode(),
@@ -319,7 +298,7 @@ fn the_creator_owns_a_document_across_tokens_and_restarts() {
     );
     let records = s.store.len();
     let mark = s.sent.len();
-    request(&mut s, 2, x, empty_request());
+    s.request(2, x, empty_request());
     let (_, theirs) = change(2, "k", "bob's");
     write(&mut s, 2, x, &theirs);
     let out = sent_to(&s, 2, mark);
@@ -343,7 +322,7 @@ fn the_creator_owns_a_document_across_tokens_and_restarts() {
         3,
         access(Some("alice"), Grant::none(), Grant::none(), false),
     );
-    request(&mut s2, 3, x, empty_request());
+    s2.request(3, x, empty_request());
     assert!(matches!(
         sent_to(&s2, 3, 0).last(),
         Some(Message::Sync { .. })
@@ -362,7 +341,7 @@ fn ephemeral_messages_reach_only_connections_that_may_read() {
     join_as(&mut s, 2, Access::all());
     let (_, c) = change(1, "k", "v");
     write(&mut s, 1, x, &c);
-    request(&mut s, 2, x, empty_request());
+    s.request(2, x, empty_request());
     let eph = |sender: u64, count: u64| Message::Ephemeral {
         sender_id: format!("client-{sender}"),
         target_id: SERVER.into(),

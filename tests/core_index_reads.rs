@@ -6,13 +6,13 @@
 //! connection bringing documents into memory faster than
 //! `ConnLimits::new_docs_per_sec` is told to wait (its input is paused).
 
-use automerge::sync::{self, SyncDoc};
+use automerge::sync;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, Change, ROOT};
 use holdfast_core::collection;
 use holdfast_core::id::DocumentId;
 use holdfast_core::repo::*;
-use holdfast_core::wire::{self, Message};
+use holdfast_core::wire::Message;
 
 mod peer_harness;
 
@@ -28,22 +28,6 @@ fn change(actor: u8) -> Change {
     tx.put(ROOT, "k", "v").unwrap();
     tx.commit();
     d.get_last_local_change().unwrap()
-}
-
-fn request(s: &mut Server, conn: u64, doc: DocumentId) {
-    let data = Automerge::new()
-        .generate_sync_message(&mut sync::State::new())
-        .unwrap()
-        .encode();
-    let m = Message::Sync {
-        request: true,
-        document_id: doc,
-        sender_id: format!("client-{conn}"),
-        target_id: SERVER.into(),
-        data,
-    };
-    s.repo.frame(T, ConnId(conn), &wire::encode(&m));
-    s.pump();
 }
 
 /// The last message sent to `conn` about `doc`.
@@ -67,14 +51,8 @@ fn unavailable(m: Option<&Message>) -> bool {
 fn open(store: std::collections::BTreeMap<holdfast_core::storage::StorageKey, Vec<u8>>) -> Server {
     let mut s = Server::new(true);
     let empty = store.is_empty();
-    let prefix = collection::prefix();
-    let records = store
-        .iter()
-        .filter(|(k, _)| k.starts_with(&prefix))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     s.store = store;
-    s.repo.restore_collection(records);
+    s.repo.restore_collection(s.range(&collection::prefix()));
     if empty {
         s.repo.store_started_empty();
     }
@@ -86,7 +64,7 @@ fn requests_for_ids_a_complete_index_lacks_read_nothing() {
     let mut s = open(Default::default());
     s.join(1);
     for n in 1..=100 {
-        request(&mut s, 1, id(n));
+        s.request(1, id(n), empty_request());
         assert!(unavailable(answer(&s, 1, id(n))), "doc {n}");
     }
     assert_eq!(s.loads, 0, "no storage read for ids nobody stored");
@@ -98,11 +76,11 @@ fn requests_for_ids_a_complete_index_lacks_read_nothing() {
     assert!(s.store.contains_key(&collection::complete_key()));
     let mut s = open(s.store);
     s.join(3);
-    request(&mut s, 3, id(200));
+    s.request(3, id(200), empty_request());
     assert_eq!(s.loads, 1);
     assert!(matches!(answer(&s, 3, id(200)), Some(Message::Sync { .. })));
     // The marker came back from the store: unknown ids still read nothing.
-    request(&mut s, 3, id(201));
+    s.request(3, id(201), empty_request());
     assert!(unavailable(answer(&s, 3, id(201))));
     assert_eq!(s.loads, 1);
 }
@@ -112,7 +90,7 @@ fn a_requester_answered_without_a_read_still_gets_the_document_when_it_arrives()
     let mut s = open(Default::default());
     s.join(1);
     s.join(2);
-    request(&mut s, 1, id(5));
+    s.request(1, id(5), empty_request());
     assert!(unavailable(answer(&s, 1, id(5))));
     let c = change(8);
     s.sync(2, id(5), changes_msg(&[&c], vec![c.hash()]));
@@ -141,10 +119,10 @@ fn a_store_older_than_the_index_is_still_read() {
     assert!(!legacy.is_empty());
     let mut s = open(legacy);
     s.join(1);
-    request(&mut s, 1, id(40));
+    s.request(1, id(40), empty_request());
     assert_eq!(s.loads, 1);
     assert!(matches!(answer(&s, 1, id(40)), Some(Message::Sync { .. })));
-    request(&mut s, 1, id(41));
+    s.request(1, id(41), empty_request());
     assert_eq!(
         s.loads, 2,
         "an unknown id is read: the index may be incomplete"
@@ -163,13 +141,13 @@ fn a_connection_bringing_up_documents_too_fast_is_paused_until_the_next_window()
     s.repo.store_started_empty();
     s.join(1);
     for n in 1..=2 {
-        request(&mut s, 1, id(n));
+        s.request(1, id(n), empty_request());
     }
     assert_eq!(s.repo.read_paused_until(ConnId(1)), None);
     // Again about a document it already brought up: not counted.
-    request(&mut s, 1, id(1));
+    s.request(1, id(1), empty_request());
     assert_eq!(s.repo.read_paused_until(ConnId(1)), None);
-    request(&mut s, 1, id(3));
+    s.request(1, id(3), empty_request());
     assert_eq!(s.repo.read_paused_until(ConnId(1)), Some(Timestamp(1_100)));
     assert!(unavailable(answer(&s, 1, id(3))), "answered all the same");
     assert_eq!(

@@ -39,6 +39,15 @@ impl Server {
         }
     }
 
+    /// The stored records under `prefix`, in key order.
+    pub fn range(&self, prefix: &StorageKey) -> Vec<(StorageKey, Vec<u8>)> {
+        self.store
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Performs every effect (storage at once) until there are none.
     pub fn pump(&mut self) {
         while let Some(e) = self.repo.poll_effect() {
@@ -49,12 +58,7 @@ impl Server {
                 }
                 Effect::Load { task, prefix } => {
                     self.loads += 1;
-                    let recs = self
-                        .store
-                        .iter()
-                        .filter(|(k, _)| k.starts_with(&prefix))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
+                    let recs = self.range(&prefix);
                     self.repo.load_done(T, task, Ok(recs));
                 }
                 Effect::Commit { task, commit } => {
@@ -84,8 +88,17 @@ impl Server {
     }
 
     pub fn sync(&mut self, conn: u64, doc: DocumentId, data: Vec<u8>) {
+        self.send_sync(conn, doc, data, false);
+    }
+
+    /// A `request` (a sync message from a peer that has nothing).
+    pub fn request(&mut self, conn: u64, doc: DocumentId, data: Vec<u8>) {
+        self.send_sync(conn, doc, data, true);
+    }
+
+    fn send_sync(&mut self, conn: u64, doc: DocumentId, data: Vec<u8>, request: bool) {
         let m = Message::Sync {
-            request: false,
+            request,
             document_id: doc,
             sender_id: format!("client-{conn}"),
             target_id: SERVER.into(),
@@ -127,6 +140,15 @@ impl Server {
             .map(|d| d.get_heads())
             .unwrap_or_default()
     }
+}
+
+/// A request's sync message: what an empty document says first.
+pub fn empty_request() -> Vec<u8> {
+    use automerge::sync::SyncDoc;
+    automerge::Automerge::new()
+        .generate_sync_message(&mut sync::State::new())
+        .unwrap()
+        .encode()
 }
 
 pub fn changes_msg(changes: &[&Change], heads: Vec<ChangeHash>) -> Vec<u8> {
