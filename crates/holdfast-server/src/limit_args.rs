@@ -47,8 +47,8 @@ pub struct LimitArgs {
     #[arg(long)]
     ephemeral_bytes_per_sec: Option<usize>,
     /// Documents one connection's messages may bring into memory per
-    /// second (loaded or new); past it, its next frame waits for the next
-    /// second [default: 2000].
+    /// second (loaded or new), a tenth of it per 100 ms window; past it,
+    /// its next frame waits for the next window [default: 2000].
     #[arg(long)]
     new_docs_per_sec: Option<u32>,
     /// Documents held in memory before idle ones are evicted [default: 10000].

@@ -106,8 +106,9 @@ pub struct ConnLimits {
     /// recently used first, and loaded again when asked for.
     pub max_loaded_docs: usize,
     /// Documents one connection's messages may bring into memory per second
-    /// (loaded, or new and empty): past this, [`Repo::read_paused_until`]
-    /// tells the caller to read nothing more from it until the next second.
+    /// (loaded, or new and empty), enforced as a tenth per 100 ms window:
+    /// past it, [`Repo::read_paused_until`] tells the caller to read
+    /// nothing more from it until the next window.
     /// Nothing is refused; a client asking for new ids as fast as it can
     /// gets its share of the server, not all of it.
     ///
