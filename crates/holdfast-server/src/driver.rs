@@ -229,8 +229,9 @@ pub async fn run<S: Storage + 'static>(
                 d.drain(&mut repo);
                 d.frame_from = None;
                 match repo.read_paused_until(conn) {
-                    // It brought up too many new documents this second:
-                    // its next frame waits (nothing is refused).
+                    // It brought its window's share of documents into
+                    // memory: its next frame waits for the next window
+                    // (nothing is refused).
                     Some(t) => {
                         let until = d.clock.instant(t);
                         tokio::task::spawn_local(async move {
