@@ -24,7 +24,7 @@
 //     server_exit } (data_bytes: the data directory's size after the run).
 //   startAmServer({ dir, port }) → { url, pid, wait(docs, timeoutMs), stop(), peakRssKb() }
 //   startHoldfastServer({ bin, dir, args }) → { url, pid, stop(), peakRssKb() }
-//   peakRssKb(pid), dirBytes(dir) (W9 uses them too)
+//   peakRssKb(pid), dirBytes(dir), runLoad(loadBin, args) (W9 uses them too)
 //
 // Standalone: node bench/w7.mjs [--clients 10,100,1000] [--seconds 10]
 //   [--systems holdfast,automerge] — prints the raw results as JSON.
@@ -171,10 +171,11 @@ export async function startHoldfastServer({ bin, dir, args = [] }) {
   }
 }
 
-/** Run holdfast-load; its JSON result. */
-function runLoad({ loadBin, url, clients, seconds }) {
+/** Run holdfast-load with `args` (its file descriptor limit raised to the
+ * hard limit: 1,000 idle sockets pass the usual soft 1,024); its JSON. */
+export function runLoad(loadBin, args) {
   return new Promise((resolve, reject) => {
-    const child = spawn(loadBin, ["--url", url, "--clients", String(clients), "--seconds", String(seconds), "--window", "2"], {
+    const child = spawn("sh", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', loadBin, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
     })
     let out = ""
@@ -208,7 +209,7 @@ async function runOne({ system, n, seconds, holdfastServerBin, loadBin, log }) {
       system === "holdfast"
         ? await startHoldfastServer({ bin: holdfastServerBin, dir })
         : await startAmServer({ dir })
-    const { result, stderr } = await runLoad({ loadBin, url: server.url, clients: n, seconds })
+    const { result, stderr } = await runLoad(loadBin, ["--url", server.url, "--clients", String(n), "--seconds", String(seconds), "--window", "2"])
     result.server_peak_rss_kb = server.peakRssKb()
     const exit = await server.stop()
     server = null

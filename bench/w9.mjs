@@ -45,12 +45,11 @@
 //   (the BENCH_W9_* variables and $HOLDFAST_SERVER_BIN set the same).
 // Binaries default to $CARGO_TARGET_DIR (or target/)/release/.
 
-import { spawn } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
-import { dirBytes, peakRssKb, startAmServer, startHoldfastServer } from "./w7.mjs"
+import { dirBytes, peakRssKb, runLoad, startAmServer, startHoldfastServer } from "./w7.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "..")
@@ -93,29 +92,6 @@ async function metrics(base, timeoutMs = 5000) {
   return parseMetrics(await r.text())
 }
 
-/** Run holdfast-load with `args` (its file descriptor limit raised to the
- * hard limit: 1,000 idle sockets pass the usual soft 1,024); its JSON. */
-function runLoad(loadBin, args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn("sh", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', loadBin, ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-    })
-    let out = ""
-    let err = ""
-    child.stdout.on("data", d => (out += d))
-    child.stderr.on("data", d => (err += d))
-    child.on("error", reject)
-    child.on("exit", code => {
-      const line = out.trim().split("\n").pop()
-      try {
-        if (code !== 0) throw new Error(`exit ${code}`)
-        resolve({ result: JSON.parse(line), stderr: err })
-      } catch (e) {
-        reject(new Error(`holdfast-load failed (${e.message}):\n${err}\n${out}`))
-      }
-    })
-  })
-}
 
 /** One run on a fresh server and data directory. */
 async function runOne({ system, attack, cfg, holdfastServerBin, loadBin, log }) {
