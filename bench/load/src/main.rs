@@ -385,6 +385,27 @@ async fn wait_start(
     }
 }
 
+/// Warm up (telling `ready` whether that worked), then wait for the
+/// timed phase: the connection, its start and its deadline.
+async fn ready_and_started(
+    idx: usize,
+    args: &Args,
+    gate: &Semaphore,
+    ready: &mpsc::UnboundedSender<bool>,
+    start: &mut watch::Receiver<Start>,
+) -> Result<(Conn, Instant, Instant), Option<String>> {
+    let mut conn = match warm_up(idx, args, gate).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(false);
+            return Err(Some(e));
+        }
+    };
+    let _ = ready.send(true);
+    let (t0, deadline) = wait_start(&mut conn, start).await?;
+    Ok((conn, t0, deadline))
+}
+
 async fn run_client(
     idx: usize,
     args: Arc<Args>,
@@ -393,22 +414,14 @@ async fn run_client(
     mut start: watch::Receiver<Start>,
 ) -> ClientOut {
     let mut out = ClientOut::default();
-    let mut conn = match warm_up(idx, &args, &gate).await {
-        Ok(c) => c,
-        Err(e) => {
-            out.error = Some(e);
-            let _ = ready.send(false);
-            return out;
-        }
-    };
-    let _ = ready.send(true);
-    let (t0, deadline) = match wait_start(&mut conn, &mut start).await {
-        Ok(s) => s,
-        Err(e) => {
-            out.error = e;
-            return out;
-        }
-    };
+    let (mut conn, t0, deadline) =
+        match ready_and_started(idx, &args, &gate, &ready, &mut start).await {
+            Ok(s) => s,
+            Err(e) => {
+                out.error = e;
+                return out;
+            }
+        };
 
     let (out0, in0) = (conn.frames_out, conn.frames_in);
     let mut n: i64 = 0;
@@ -464,16 +477,7 @@ async fn run_paced_client(
     mut stop: watch::Receiver<bool>,
 ) -> ClientOut {
     let mut out = ClientOut::default();
-    let mut conn = match warm_up(idx, &args, &gate).await {
-        Ok(c) => c,
-        Err(e) => {
-            out.error = Some(e);
-            let _ = ready.send(false);
-            return out;
-        }
-    };
-    let _ = ready.send(true);
-    let (t0, _) = match wait_start(&mut conn, &mut start).await {
+    let (mut conn, t0, _) = match ready_and_started(idx, &args, &gate, &ready, &mut start).await {
         Ok(s) => s,
         Err(e) => {
             out.error = e;
