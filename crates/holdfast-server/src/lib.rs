@@ -66,7 +66,16 @@ fn random_hex<const N: usize>() -> String {
 /// Start serving on `config.listen` over `storage`. Must be called inside a
 /// `tokio::task::LocalSet`; the server runs until [`Running::stop`].
 pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io::Result<Running> {
-    let listener = std::net::TcpListener::bind(config.listen)?;
+    // A backlog of 1,024 rather than std's 128: a burst of connects past
+    // it has its SYNs dropped and retried a second later, which turns a
+    // flood the per-IP cap would refuse at once into a slow trickle.
+    let socket = match config.listen {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(config.listen)?;
+    let listener = socket.listen(1024)?.into_std()?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let mut actor = [0u8; 16];
