@@ -5,6 +5,8 @@
 //! across a restart, and a store older than the index still reads. And a
 //! connection bringing documents into memory faster than
 //! `ConnLimits::new_docs_per_sec` is told to wait (its input is paused).
+//! A request for such an id builds no document at all: the asker is
+//! remembered, and gets the document once it exists here.
 
 use automerge::sync;
 use automerge::transaction::Transactable;
@@ -100,6 +102,72 @@ fn a_requester_answered_without_a_read_still_gets_the_document_when_it_arrives()
     let msg = sync::Message::decode(data).unwrap();
     assert_eq!(msg.heads, vec![c.hash()]);
     assert_eq!(s.loads, 0);
+}
+
+#[test]
+fn requests_for_unstored_ids_build_no_document_and_a_disconnect_forgets_them() {
+    let mut s = open(Default::default());
+    s.join(1);
+    s.join(2);
+    for n in 1..=100 {
+        s.request(1, id(n), empty_request());
+        assert!(unavailable(answer(&s, 1, id(n))), "doc {n}");
+    }
+    s.request(2, id(1), empty_request());
+    assert_eq!(s.repo.loaded_docs(), 0, "no document built for a request");
+    assert_eq!(s.repo.askers_waiting(), 101);
+    s.repo.disconnected(T, ConnId(1));
+    assert_eq!(s.repo.askers_waiting(), 1, "connection 2's ask stays");
+    s.repo.disconnected(T, ConnId(2));
+    assert_eq!(s.repo.askers_waiting(), 0);
+}
+
+#[test]
+fn a_document_created_here_goes_to_those_who_asked_for_it() {
+    let mut s = open(Default::default());
+    s.join(1);
+    s.request(1, id(9), empty_request());
+    assert!(unavailable(answer(&s, 1, id(9))));
+    s.repo
+        .create(T, id(9), |tx| {
+            tx.put(ROOT, "k", "v")?;
+            Ok::<_, automerge::AutomergeError>(())
+        })
+        .unwrap();
+    s.pump();
+    let Some(Message::Sync { data, .. }) = answer(&s, 1, id(9)) else {
+        panic!("the asker was not sent the new document");
+    };
+    let msg = sync::Message::decode(data).unwrap();
+    assert_eq!(msg.heads, s.heads(&id(9)));
+    assert!(!msg.changes.is_empty(), "the first message carries it all");
+    assert_eq!(s.repo.askers_waiting(), 0);
+}
+
+#[test]
+fn askers_of_an_unstored_document_may_relay_ephemeral_messages_to_each_other() {
+    let mut s = open(Default::default());
+    s.join(1);
+    s.join(2);
+    s.request(1, id(3), empty_request());
+    s.request(2, id(3), empty_request());
+    let eph = Message::Ephemeral {
+        sender_id: "client-1".into(),
+        target_id: SERVER.into(),
+        count: 1,
+        session_id: "s1".into(),
+        document_id: id(3),
+        data: vec![0xa0],
+    };
+    s.repo
+        .frame(T, ConnId(1), &holdfast_core::wire::encode(&eph));
+    s.pump();
+    let relayed = s
+        .sent
+        .iter()
+        .any(|(c, m)| *c == ConnId(2) && matches!(m, Message::Ephemeral { .. }));
+    assert!(relayed, "{:?}", s.repo.refused());
+    assert_eq!(s.repo.loaded_docs(), 0);
 }
 
 #[test]

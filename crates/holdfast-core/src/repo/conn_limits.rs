@@ -129,12 +129,7 @@ impl Repo {
         }
         // Only peers that sync the document (on a server: subscribed to
         // it) may talk to those who do.
-        if c.dir == Direction::Incoming
-            && !self
-                .docs
-                .get(&doc)
-                .is_some_and(|d| d.peers.contains_key(&conn))
-        {
+        if c.dir == Direction::Incoming && !self.syncs(conn, doc) {
             self.count_refusal(conn, "ephemeral_not_syncing");
             return false;
         }

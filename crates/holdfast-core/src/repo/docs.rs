@@ -1,14 +1,14 @@
 //! The repo's documents, with the set of those that may need a commit.
 //!
 //! Invariant: every document whose [`Doc::needs_commit`] is true is in
-//! `touched`. Every way to reach a document mutably (`get_mut`, `values_mut`,
-//! `entry`, `insert`) marks it, so a document can only start needing a
+//! `touched`. Every way to reach a document mutably (`get_mut`, `insert`)
+//! marks it, so a document can only start needing a
 //! commit while marked; [`Docs::take_touched`] hands the set to the commit
 //! builder, which looks at those documents and nothing else. Without it every
 //! pump of the driver scanned all open documents (quadratic when a thousand
 //! documents load one after the other).
 
-use std::collections::btree_map::{Entry, Values};
+use std::collections::btree_map::Values;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::doc::Doc;
@@ -50,11 +50,6 @@ impl Docs {
         self.map.insert(id, doc);
     }
 
-    pub fn entry(&mut self, id: DocumentId) -> Entry<'_, DocumentId, Doc> {
-        self.touched.insert(id);
-        self.map.entry(id)
-    }
-
     pub fn remove(&mut self, id: &DocumentId) -> Option<Doc> {
         self.touched.remove(id);
         self.map.remove(id)
@@ -66,12 +61,6 @@ impl Docs {
 
     pub fn values(&self) -> Values<'_, DocumentId, Doc> {
         self.map.values()
-    }
-
-    /// Every document, each marked as touched.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Doc> {
-        self.touched.extend(self.map.keys().copied());
-        self.map.values_mut()
     }
 
     /// The marked documents (unmarking them): the only ones that may need a

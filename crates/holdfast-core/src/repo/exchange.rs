@@ -144,6 +144,7 @@ impl Repo {
             let state = self.peer_state(conn, id);
             if let Some(doc) = self.docs.get_mut(&id) {
                 doc.peers.insert(conn, state);
+                self.note_peer(conn, id);
             }
             self.update_coverage(id);
         }
@@ -182,6 +183,9 @@ impl Repo {
                     true => None,
                     false => Some(self.peer_state(conn, id)),
                 };
+                if state.is_some() {
+                    self.note_peer(conn, id);
+                }
                 let doc = self.docs.get_mut(&id).expect("present");
                 if let Some(state) = state {
                     doc.peers.insert(conn, state);

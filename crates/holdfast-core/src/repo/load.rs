@@ -69,6 +69,9 @@ impl Repo {
             Phase::Loading { buffered } => buffered,
             _ => Vec::new(),
         };
+        // Peers that asked while nobody stored it (see `wanted`).
+        self.adopt_askers(id);
+        let doc = self.docs.get_mut(&id).expect("present");
         // Loading is when a badly fragmented document costs: compact it now
         // (e.g. one record of thousands of small changes, as group commit
         // writes for changes made in one burst).

@@ -33,6 +33,7 @@ mod seqs;
 mod sync;
 pub mod types;
 mod unwind;
+mod wanted;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -85,6 +86,8 @@ pub struct Repo {
     /// one early `handle_timeout`, which drops it. Kept so that
     /// `poll_timeout` does not scan every document held.
     find_deadlines: std::collections::BTreeSet<(Timestamp, DocumentId)>,
+    /// Peers waiting for documents nobody stores here (see `wanted`).
+    wanted: wanted::Wanted,
 }
 
 impl Repo {
@@ -114,6 +117,7 @@ impl Repo {
             evict_floor: 0,
             evict_queue: Vec::new(),
             find_deadlines: Default::default(),
+            wanted: Default::default(),
         }
     }
 
@@ -232,6 +236,7 @@ impl Repo {
             Err(f) => return Err(ChangeError::Rejected(f.error.to_string())),
         }
         self.docs.insert(id, doc);
+        self.adopt_askers(id);
         Ok(self.queue_local(id))
     }
 
@@ -269,15 +274,16 @@ impl Repo {
         self.now = now;
         let check =
             Automerge::load(bytes).map_err(|e| ChangeError::InvalidDocument(e.to_string()))?;
-        let actor = self.actor.clone();
-        let doc = match self.docs.get_mut(&id) {
-            Some(d) if d.loaded() => d,
-            Some(_) => return Err(ChangeError::Loading(id.to_string())),
-            None => self
-                .docs
-                .entry(id)
-                .or_insert_with(|| Doc::new(id, &actor, Phase::Ready)),
-        };
+        match self.docs.get(&id) {
+            Some(d) if !d.loaded() => return Err(ChangeError::Loading(id.to_string())),
+            Some(_) => {}
+            None => {
+                self.docs
+                    .insert(id, Doc::new(id, &self.actor, Phase::Ready));
+                self.adopt_askers(id);
+            }
+        }
+        let doc = self.docs.get_mut(&id).expect("present");
         let changes = check.get_changes(&[]);
         doc.working
             .apply_changes(changes)

@@ -1,6 +1,8 @@
 //! Connections: the `join`/`peer` handshake, frames in and out, message
 //! dispatch and ephemeral relay. Per-document sync is in `sync`.
 
+use std::collections::BTreeSet;
+
 use super::doc::{Doc, Phase};
 use super::types::*;
 use super::Repo;
@@ -15,7 +17,15 @@ pub(super) struct Conn {
     pub peer: Option<(PeerId, PeerMetadata)>,
     /// Documents this peer sent `sync`/`request`/`doc-unavailable` about
     /// (bounded by `ConnLimits::max_docs_per_conn`).
-    pub docs: std::collections::BTreeSet<DocumentId>,
+    pub docs: BTreeSet<DocumentId>,
+    /// Documents whose `peers` were given a sync state for this connection
+    /// ([`Repo::note_peer`]; a superset: states dropped since stay listed).
+    /// A disconnect visits these, `docs` and the finding documents, not
+    /// every document held.
+    pub synced: BTreeSet<DocumentId>,
+    /// Documents nobody stores that it asked for (see `wanted`; may list
+    /// some loaded since).
+    pub asked: Vec<DocumentId>,
     /// Ephemeral messages and bytes from this peer in the current second.
     pub eph_second: u64,
     pub eph_msgs: u32,
@@ -34,6 +44,8 @@ impl Conn {
             dir,
             peer: None,
             docs: Default::default(),
+            synced: Default::default(),
+            asked: Vec::new(),
             eph_second: 0,
             eph_msgs: 0,
             eph_bytes: 0,
@@ -66,9 +78,20 @@ impl Repo {
             return;
         };
         self.collection.links.remove(&conn);
-        let mut check = Vec::new();
+        self.forget_asker(conn, &c.asked);
+        // Every document that may hold something of `conn`, not every one
+        // held: a sync state (`synced`), a frame buffered while loading
+        // (those loading), a `doc-unavailable` it sent (those finding),
+        // and those whose finds may now have no peer left to wait for.
+        let finding = self.finding_docs();
+        let mut visit: BTreeSet<DocumentId> = c.synced;
+        visit.extend(self.loads.values().copied());
+        visit.extend(finding.iter().copied());
         let mut states = Vec::new();
-        for doc in self.docs.values_mut() {
+        for id in visit {
+            let Some(doc) = self.docs.get_mut(&id) else {
+                continue;
+            };
             if let Some(state) = doc.peers.remove(&conn) {
                 // What a peer knew of a document we lack is worth nothing
                 // (it is answered afresh): only the others are parked.
@@ -77,11 +100,12 @@ impl Repo {
                 }
             }
             doc.forget_conn(conn);
-            if !doc.finds.is_empty() {
-                check.push(doc.id);
-            }
         }
-        for id in check {
+        debug_assert!(
+            self.docs.values().all(|d| !d.peers.contains_key(&conn)),
+            "a sync state of {conn:?} was not noted in `Conn::synced`"
+        );
+        for id in finding {
             self.check_unavailable(id);
         }
         // A server keeps what each peer knew, for when it comes back.
@@ -233,6 +257,12 @@ impl Repo {
                 if !self.note_conn_doc(conn, document_id) {
                     return;
                 }
+                if !self.docs.contains_key(&document_id)
+                    && self.plain_request(&msg)
+                    && self.ask_for_unstored(conn, document_id)
+                {
+                    return;
+                }
                 match self.docs.get_mut(&document_id) {
                     Some(Doc {
                         phase: Phase::Loading { buffered },
@@ -312,6 +342,7 @@ impl Repo {
             }
             if let Some(doc) = self.docs.get_mut(&id).filter(|d| d.loaded()) {
                 doc.peers.entry(conn).or_insert(state);
+                self.note_peer(conn, id);
             }
         }
         self.event(Event::PeerConnected {
@@ -320,7 +351,13 @@ impl Repo {
             metadata: metadata.clone(),
         });
         let taken = self.collection_opened(conn, &metadata);
-        let ids: Vec<DocumentId> = self.docs.keys().copied().collect();
+        // Only documents being found are offered to a new peer, unless we
+        // announce ours (then every one): not a walk over every document
+        // held per `join`.
+        let ids: Vec<DocumentId> = match !taken && self.cfg.announce {
+            true => self.docs.keys().copied().collect(),
+            false => self.finding_docs(),
+        };
         for id in ids {
             let doc = self.docs.get_mut(&id).expect("listed");
             if !doc.loaded() {
@@ -330,6 +367,7 @@ impl Repo {
             let announce = !taken && self.cfg.announce && !doc.durable.get_heads().is_empty();
             if (finding || announce) && !doc.peers.contains_key(&conn) {
                 doc.peers.insert(conn, Default::default());
+                self.note_peer(conn, id);
                 self.send_sync(id, conn);
             }
         }
@@ -349,11 +387,7 @@ impl Repo {
             .iter()
             .filter(|(c, _)| Some(**c) != from)
             .filter_map(|(c, conn)| conn.peer.as_ref().map(|p| (*c, p.0.clone())))
-            .filter(|(c, p)| {
-                p != sender
-                    && self.docs.get(&id).is_some_and(|d| d.peers.contains_key(c))
-                    && self.may_read(*c, id)
-            })
+            .filter(|(c, p)| p != sender && self.syncs(*c, id) && self.may_read(*c, id))
             .collect();
         for (conn, target_id) in targets {
             let msg = Message::Ephemeral {
@@ -380,6 +414,21 @@ impl Repo {
         self.event(Event::ConnectionError { conn, error });
         let now = self.now;
         self.disconnected(now, conn);
+    }
+
+    /// `id`'s `peers` now hold a sync state for `conn` (call wherever one
+    /// is inserted): `disconnected` finds it through [`Conn::synced`].
+    pub(super) fn note_peer(&mut self, conn: ConnId, id: DocumentId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.synced.insert(id);
+        }
+    }
+
+    /// Documents waiting for peers to send them (their finds' deadlines
+    /// are kept; a stale entry only costs a look).
+    pub(super) fn finding_docs(&self) -> Vec<DocumentId> {
+        let ids: BTreeSet<DocumentId> = self.find_deadlines.iter().map(|(_, id)| *id).collect();
+        ids.into_iter().collect()
     }
 
     pub(super) fn send(&mut self, conn: ConnId, msg: &Message) {

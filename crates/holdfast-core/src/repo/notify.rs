@@ -92,6 +92,7 @@ impl Repo {
                     .is_none_or(|st| st.their_heads.as_deref() == Some(&heads[..]));
                 if silent {
                     doc.peers.insert(conn, Default::default());
+                    self.note_peer(conn, *id);
                     self.send_sync(*id, conn);
                 }
             }

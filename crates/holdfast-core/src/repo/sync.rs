@@ -87,6 +87,7 @@ impl Repo {
             return;
         };
         self.note_server_heads(conn, id, &msg.heads);
+        self.note_peer(conn, id);
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
@@ -173,6 +174,7 @@ impl Repo {
             doc.peers.entry(*conn).or_default();
         }
         for conn in open {
+            self.note_peer(conn, id);
             self.send_sync(id, conn);
         }
         self.check_unavailable(id);
@@ -217,6 +219,7 @@ impl Repo {
                     .expect("present")
                     .peers
                     .insert(conn, state);
+                self.note_peer(conn, id);
             }
         }
         let doc = self.docs.get_mut(&id).expect("present");
