@@ -10,6 +10,7 @@
 //! - A storage failure is an input like any other: the core rejects that
 //!   commit's work and resets the peers' sync states; this task keeps serving.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +24,9 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use crate::limits::Limits;
 pub use crate::loads::Done;
 use crate::loads::Loads;
-use crate::stats::{Histogram, Refusal, Stats};
+
+mod metrics;
+use crate::stats::{Busy, Histogram, Refusal, Stats};
 use tokio::time::Instant;
 
 /// What a connection's writer is told to do.
@@ -131,6 +134,21 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// What the core task was busy with, for its timing ([`Busy`]).
+    fn kind(&self) -> &'static str {
+        match self {
+            Input::Open { .. } => "open",
+            Input::Frame { .. } => "frame",
+            Input::Closed { .. } => "closed",
+            Input::Committed { .. } => "committed",
+            Input::Loaded { .. } => "loaded",
+            Input::Metrics { .. } => "metrics",
+            Input::Shutdown { .. } => "shutdown",
+        }
+    }
+}
+
 /// The driver's clock: milliseconds since it started (the core only needs a
 /// monotonic clock for its timers).
 struct Clock(Instant);
@@ -157,6 +175,8 @@ struct Driver<S> {
     loads: Loads,
     /// The connection whose frame the core is handling (its loads hold it).
     frame_from: Option<ConnId>,
+    /// Time spent on each input, its effects included.
+    input_seconds: Rc<RefCell<Histogram>>,
 }
 
 /// Run the repo until shutdown completes. Must run inside a
@@ -176,6 +196,7 @@ pub async fn run<S: Storage + 'static>(
         commits: HashMap::new(),
         commit_seconds: Histogram::default(),
         frame_from: None,
+        input_seconds: Rc::default(),
     };
     let mut shutdown: Option<oneshot::Sender<()>> = None;
     // Connections whose token must come with their `join`.
@@ -192,6 +213,7 @@ pub async fn run<S: Storage + 'static>(
         let input = tokio::select! {
             i = rx.recv() => i,
             _ = sleep_until(deadline) => {
+                let _busy = d.busy("timeout");
                 repo.handle_timeout(d.clock.now());
                 d.drain(&mut repo);
                 continue;
@@ -199,6 +221,7 @@ pub async fn run<S: Storage + 'static>(
         };
         let Some(input) = input else { return };
         let now = d.clock.now();
+        let _busy = d.busy(input.kind());
         match input {
             Input::Open { conn, out, auth } => {
                 if shutdown.is_some() {
@@ -278,6 +301,11 @@ pub async fn run<S: Storage + 'static>(
 }
 
 impl<S: Storage + 'static> Driver<S> {
+    /// Time the core's handling of one input, until the guard drops.
+    fn busy(&self, kind: &'static str) -> Busy {
+        Busy::new(kind, self.input_seconds.clone())
+    }
+
     /// Perform the repo's effects until it has none.
     fn drain(&mut self, repo: &mut Repo) {
         while let Some(effect) = repo.poll_effect() {
@@ -366,103 +394,6 @@ impl<S: Storage + 'static> Driver<S> {
         }
         self.loads.forget(conn);
         repo.disconnected(self.clock.now(), conn);
-    }
-
-    /// The server's metrics in Prometheus' text exposition format (0.0.4).
-    fn metrics(&self, repo: &Repo) -> String {
-        use std::fmt::Write;
-        let stats = &self.setup.stats;
-        let mut out = String::from(
-            "# HELP holdfast_messages_received_total Frames received from peers that decoded, by message type.\n\
-             # TYPE holdfast_messages_received_total counter\n",
-        );
-        for (kind, n) in repo.received() {
-            // Message type names are fixed wire strings: nothing to escape.
-            let _ = writeln!(
-                out,
-                "holdfast_messages_received_total{{type=\"{kind}\"}} {n}"
-            );
-        }
-        let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        };
-        gauge(
-            &mut out,
-            "holdfast_connections",
-            "WebSocket connections open now.",
-            self.conns.len() as u64,
-        );
-        gauge(
-            &mut out,
-            "holdfast_sockets",
-            "TCP connections open now (HTTP and WebSocket).",
-            stats.tcp_open.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "holdfast_documents_loaded",
-            "Documents held in memory now.",
-            repo.loaded_docs() as u64,
-        );
-        counter(
-            &mut out,
-            "holdfast_documents_evicted_total",
-            "Idle documents dropped from memory (they load again when asked for).",
-            repo.evicted_docs(),
-        );
-        counter(
-            &mut out,
-            "holdfast_storage_reads_total",
-            "Documents read from storage (a message about one not in memory and listed in the index).",
-            self.loads.started_total,
-        );
-        gauge(
-            &mut out,
-            "holdfast_frames_waiting_for_storage",
-            "Frames whose connection waits for the storage reads they started.",
-            self.loads.frames_held() as u64,
-        );
-        gauge(
-            &mut out,
-            "holdfast_queued_out_bytes",
-            "Bytes queued for clients and not yet written to their sockets.",
-            stats.queued_out.load(Ordering::Relaxed) as u64,
-        );
-        counter(
-            &mut out,
-            "holdfast_bytes_received_total",
-            "Frame bytes received from clients.",
-            stats.bytes_in.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "holdfast_bytes_sent_total",
-            "Frame bytes written to clients.",
-            stats.bytes_out.load(Ordering::Relaxed),
-        );
-        self.commit_seconds.write(
-            &mut out,
-            "holdfast_commit_seconds",
-            "Time from issuing a group commit to its completion (the fsync included).",
-        );
-        let _ = writeln!(
-            out,
-            "# HELP holdfast_refusals_total Connections, frames and messages refused, by reason.\n\
-             # TYPE holdfast_refusals_total counter"
-        );
-        for (reason, n) in stats.refusals() {
-            let _ = writeln!(out, "holdfast_refusals_total{{reason=\"{reason}\"}} {n}");
-        }
-        for (reason, n) in repo.refused() {
-            let _ = writeln!(out, "holdfast_refusals_total{{reason=\"{reason}\"}} {n}");
-        }
-        out
     }
 }
 

@@ -1,7 +1,10 @@
 //! Counters shared by the socket thread and the core's task, read by
 //! `GET /metrics`, and the one place refusals are logged.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Why the server refused a connection, a frame or a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,7 +156,46 @@ pub fn log_metrics(s: &holdfast_log::LogStats) -> String {
     out
 }
 
-/// Commit latency buckets, in seconds (`holdfast_commit_seconds`).
+/// An input that held the core task longer than this is logged.
+const SLOW_INPUT: Duration = Duration::from_millis(100);
+
+/// Times the core task's handling of one input, until dropped, into a
+/// histogram (`holdfast_core_input_seconds`): the core serves every
+/// connection, so this is how long every other input waited. One over
+/// [`SLOW_INPUT`] is logged with its kind.
+pub struct Busy {
+    t0: Instant,
+    kind: &'static str,
+    into: Rc<RefCell<Histogram>>,
+}
+
+impl Busy {
+    pub fn new(kind: &'static str, into: Rc<RefCell<Histogram>>) -> Self {
+        Self {
+            t0: Instant::now(),
+            kind,
+            into,
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let took = self.t0.elapsed();
+        self.into.borrow_mut().observe(took.as_secs_f64());
+        if took > SLOW_INPUT {
+            let ms = took.as_millis() as u64;
+            tracing::warn!(
+                input = self.kind,
+                ms,
+                "the core task was busy with one input for long; every connection waited"
+            );
+        }
+    }
+}
+
+/// Latency buckets, in seconds (`holdfast_commit_seconds`,
+/// `holdfast_core_input_seconds`).
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
