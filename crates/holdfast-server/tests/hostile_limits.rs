@@ -197,30 +197,35 @@ fn a_client_bringing_up_documents_fast_is_paced_not_refused() {
 }
 
 #[test]
-fn document_id_spam_is_bounded_and_evicted() {
+fn document_id_spam_builds_nothing_and_idle_documents_are_evicted() {
     run(async {
         let total = if full() { 30_000 } else { 6_000 };
+        let (written, cap) = (300u64, 100u64);
         let mut env = Env::start(&[
             "--max-docs-per-connection",
             "2000",
             "--max-loaded-docs",
-            "1000",
+            &cap.to_string(),
         ]);
         let url = env.url();
-        // Documents written before the spam: idle once their writer left,
-        // the first to be evicted, and read back from the log afterwards.
+        // Documents written before the spam, three times the cap: idle
+        // once their writer left, so evicted down to it, and read back
+        // from the log afterwards.
         let mut writer = Client::connect(&url).await;
         let mut kept = Vec::new();
-        for i in 0..3 {
+        for i in 0..written {
             let (doc, _) = writer.create(move |tx| tx.put(ROOT, "n", i));
-            let heads = writer.heads(&doc);
-            writer.wait_acked(&doc, &heads).await;
-            kept.push((doc, heads));
+            kept.push((doc, writer.heads(&doc)));
+        }
+        for (doc, heads) in &kept {
+            writer.wait_acked(doc, heads).await;
         }
         writer.close().await;
         let reads_before = env.metric("holdfast_storage_reads_total").await;
+        let disk_before = env.metric("holdfast_log_bytes").await;
         let mut sent = 0;
         let mut closed = 0;
+        let mut held_max = 0;
         while sent < total {
             let mut raw = Raw::connect(&url).await;
             let server = raw.join().await;
@@ -241,20 +246,30 @@ fn document_id_spam_is_bounded_and_evicted() {
                 }
             }
             closed += 1;
+            held_max = held_max.max(env.metric("holdfast_documents_loaded").await);
             env.rss_mib();
         }
         let refused = env.refusals("max_docs_per_conn").await;
         assert_eq!(refused, closed);
+        // A request for an id nobody stores builds no document: what is
+        // held is what was written, never the spam.
+        assert!(
+            held_max <= written,
+            "{held_max} documents held during the spam of {sent} ids"
+        );
         // The data directory started empty, so the index lists every
         // document stored: ids it does not list cost no storage read.
         let reads = env.metric("holdfast_storage_reads_total").await - reads_before;
         assert_eq!(reads, 0, "{reads} storage reads for {sent} unknown ids");
-        // Once they are gone, idle documents are evicted down to the cap.
+        // Asking for documents that do not exist writes nothing.
+        let disk = env.metric("holdfast_log_bytes").await;
+        assert_eq!(disk, disk_before, "the spam wrote to the log");
+        // Idle documents are evicted down to the cap.
         within("eviction", async {
             loop {
                 let held = env.metric("holdfast_documents_loaded").await;
                 let conns = env.metric("holdfast_connections").await;
-                if conns == 0 && held <= 1000 {
+                if conns == 0 && held <= cap {
                     return;
                 }
                 tokio::task::yield_now().await;
@@ -262,29 +277,29 @@ fn document_id_spam_is_bounded_and_evicted() {
         })
         .await;
         let evicted = env.metric("holdfast_documents_evicted_total").await;
-        assert!(evicted >= 5000, "{evicted} documents evicted");
+        assert!(evicted >= written - cap, "{evicted} documents evicted");
+        // Read back until three were evicted ones (each a storage read;
+        // which ones were evicted is the server's choice): all are intact.
         let mut reader = Client::connect(&url).await;
+        let mut reads = 0;
         for (doc, heads) in &kept {
             reader.find_doc(*doc).await;
             reader
-                .wait_for("an evicted document, loaded again", |c| {
+                .wait_for("a document, loaded again if evicted", |c| {
                     sorted(c.heads(doc)) == sorted(heads.clone())
                 })
                 .await;
+            reads = env.metric("holdfast_storage_reads_total").await - reads_before;
+            if reads >= 3 {
+                break;
+            }
         }
-        let reads = env.metric("holdfast_storage_reads_total").await - reads_before;
-        assert!(
-            reads >= kept.len() as u64,
-            "evicted documents read back: {reads} reads"
-        );
+        assert!(reads >= 3, "evicted documents read back: {reads} reads");
         reader.close().await;
-        // Asking for documents that do not exist writes nothing.
-        let disk = env.metric("holdfast_log_bytes").await;
         eprintln!(
-            "document id spam: {sent} requests over {closed} connections, each closed at 2,000; documents held after: {}; log {disk} bytes",
+            "document id spam: {sent} requests over {closed} connections, each closed at 2,000; documents held at most {held_max}, after: {}; log {disk} bytes",
             env.metric("holdfast_documents_loaded").await
         );
-        assert!(disk > 0 && disk < 64 << 10, "the log holds {disk} bytes");
         env.still_serves("document id spam").await;
     });
 }
