@@ -86,6 +86,13 @@ function parseMetrics(text) {
   return out
 }
 
+/** "a / b / c": inputs over 5, 10 and 25 ms, from cumulative buckets. */
+function slowInputs(b) {
+  const all = b?.["+Inf"]
+  if (all == null) return "n/a"
+  return ["0.005", "0.01", "0.025"].map((le) => all - (b[le] ?? 0)).join(" / ")
+}
+
 async function metrics(base, timeoutMs = 5000) {
   const r = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(timeoutMs) })
   if (!r.ok) throw new Error(`/metrics: ${r.status}`)
@@ -162,6 +169,13 @@ async function runOne({ system, attack, cfg, holdfastServerBin, loadBin, log }) 
             .filter(([k]) => k.startsWith("holdfast_commit_seconds_bucket"))
             .map(([k, v]) => [k.match(/le="([^"]*)"/)?.[1] ?? k, v]),
         ),
+        // Cumulative counts of the core task's inputs by how long each
+        // held it (le = seconds): what every other connection waited.
+        core_input_buckets: Object.fromEntries(
+          Object.entries(m)
+            .filter(([k]) => k.startsWith("holdfast_core_input_seconds_bucket"))
+            .map(([k, v]) => [k.match(/le="([^"]*)"/)?.[1] ?? k, v]),
+        ),
         connections: m.holdfast_connections,
         sockets: m.holdfast_sockets,
         refusals: Object.fromEntries(
@@ -194,7 +208,8 @@ async function runOne({ system, attack, cfg, holdfastServerBin, loadBin, log }) 
         `, errors ${result.errors}, server peak RSS ${result.server_peak_rss_kb} kB, peak threads ${peaks.threads}, data ${result.data_bytes} B` +
         (result.spam ? `; spam ${result.spam.answered}/${result.spam.target} answered (${result.spam.sent} sent) in ${result.spam.seconds} s = ${result.spam.rate_per_s}/s over ${result.spam.connections} connections` : "") +
         (result.idle ? `; idle ${result.idle.open_at_end}/${result.idle.requested} open at the end` : "") +
-        (result.metrics_end ? `; docs loaded ${result.metrics_end.documents_loaded} (peak ${peaks.documents_loaded}, evicted ${result.metrics_end.documents_evicted}), ${result.metrics_end.commits} commits of ${result.metrics_end.commit_mean_ms?.toFixed(1)} ms mean, refusals ${JSON.stringify(Object.fromEntries(Object.entries(result.metrics_end.refusals).filter(([, v]) => v)))}` : "") +
+        (result.metrics_end ? `; docs loaded ${result.metrics_end.documents_loaded} (peak ${peaks.documents_loaded}, evicted ${result.metrics_end.documents_evicted}), ${result.metrics_end.commits} commits of ${result.metrics_end.commit_mean_ms?.toFixed(1)} ms mean, refusals ${JSON.stringify(Object.fromEntries(Object.entries(result.metrics_end.refusals).filter(([, v]) => v)))}` +
+          `, core inputs over 5 / 10 / 25 ms: ${slowInputs(result.metrics_end.core_input_buckets)}` : "") +
         (stderr.trim() ? ` [${stderr.trim().split("\n").join(" | ")}]` : ""),
     )
     return result
