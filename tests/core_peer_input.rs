@@ -9,7 +9,7 @@
 //! the module, so there the checks are the whole defence.
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Automerge, Change, ReadDoc, ROOT};
+use automerge::{ActorId, Automerge, Change, ROOT};
 use holdfast_core::id::DocumentId;
 use holdfast_core::repo::*;
 
@@ -104,6 +104,7 @@ fn a_first_change_with_seq_three_is_refused() {
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn without_validation_a_panic_costs_one_message_and_one_connection() {
+    use automerge::ReadDoc;
     let mut s = Server::new(false);
     s.join(1);
     s.join(2);

@@ -20,8 +20,8 @@ pub(super) struct Conn {
     pub docs: BTreeSet<DocumentId>,
     /// Documents whose `peers` were given a sync state for this connection
     /// ([`Repo::note_peer`]; a superset: states dropped since stay listed).
-    /// A disconnect visits these, `docs` and the finding documents, not
-    /// every document held.
+    /// A disconnect visits these, the loading and the finding documents,
+    /// not every document held.
     pub synced: BTreeSet<DocumentId>,
     /// Documents nobody stores that it asked for (see `wanted`; may list
     /// some loaded since).
@@ -258,8 +258,7 @@ impl Repo {
                     return;
                 }
                 if !self.docs.contains_key(&document_id)
-                    && self.plain_request(&msg)
-                    && self.ask_for_unstored(conn, document_id)
+                    && self.ask_for_unstored(conn, document_id, &msg)
                 {
                     return;
                 }

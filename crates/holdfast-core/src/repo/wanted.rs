@@ -35,23 +35,29 @@ pub(super) struct Wanted {
 }
 
 impl Repo {
-    /// A `request` carrying nothing (no heads, no changes) for `id`, which
-    /// is not in memory. Answered here, without building a document, if
-    /// storage has nothing of it either; otherwise `false` (the caller
-    /// loads it as for any message).
-    pub(super) fn ask_for_unstored(&mut self, conn: ConnId, id: DocumentId) -> bool {
-        if !self.collection.not_stored(&id) {
+    /// `msg`, about `id` (not in memory), from `conn`: if it is a
+    /// `request` carrying nothing (no heads, no changes) and storage has
+    /// nothing of `id` either, answer it here without building a document.
+    /// Otherwise `false`: the caller loads the document as for any message.
+    pub(super) fn ask_for_unstored(
+        &mut self,
+        conn: ConnId,
+        id: DocumentId,
+        msg: &wire::Message,
+    ) -> bool {
+        if !self.collection.not_stored(&id) || !self.plain_request(msg) {
             return false;
         }
-        if self.may_read(conn, id) {
-            let askers = self.wanted.by_doc.entry(id).or_default();
-            if !askers.contains(&conn) {
-                askers.push(conn);
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.asked.push(id);
-                }
-                self.note_doc_brought_up(conn);
+        // Counted against `new_docs_per_sec` like a document brought into
+        // memory (once per asker and id; each time when it may not read).
+        if !self.may_read(conn, id) {
+            self.note_doc_brought_up(conn);
+        } else if !self.syncs(conn, id) {
+            self.wanted.by_doc.entry(id).or_default().push(conn);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.asked.push(id);
             }
+            self.note_doc_brought_up(conn);
         }
         // Exactly what a document we lack answers (see `receive_sync`).
         let reply = wire::Message::DocUnavailable {
@@ -66,7 +72,7 @@ impl Repo {
     /// A `request` with nothing in it: the asker has no heads and sends no
     /// changes (what a peer lacking the document sends first). One that
     /// does not decode or validate is not: the usual path refuses it.
-    pub(super) fn plain_request(&self, msg: &wire::Message) -> bool {
+    fn plain_request(&self, msg: &wire::Message) -> bool {
         let wire::Message::Sync {
             request: true,
             data,
