@@ -297,6 +297,7 @@ impl Repo {
         self.resolve_finds(id);
         self.sync_doc(id);
         self.collection_settled(id);
+        self.refresh_when_idle(id);
     }
 
     fn commit_failed(&mut self, b: DocBatch, error: &StorageError) {
@@ -346,5 +347,6 @@ impl Repo {
             });
         }
         self.sync_doc(id);
+        self.refresh_when_idle(id);
     }
 }

@@ -110,6 +110,11 @@ pub(super) struct Doc {
     /// When a peer last sent a message about it (eviction goes least
     /// recently used first).
     pub last_used: Timestamp,
+    /// Another writer may have committed to it: read its records again
+    /// once nothing of ours is on its way to storage (see `refresh`).
+    pub refresh_wanted: bool,
+    /// That read is in flight.
+    pub refreshing: bool,
 }
 
 impl Doc {
@@ -134,6 +139,8 @@ impl Doc {
             seqs: SeqCache::default(),
             op_cache: OpCache::default(),
             last_used: Timestamp(0),
+            refresh_wanted: false,
+            refreshing: false,
         }
     }
 

@@ -35,6 +35,7 @@ impl Repo {
     ) {
         self.now = now;
         let Some(id) = self.loads.remove(&task) else {
+            self.refresh_done(task, result);
             return;
         };
         let records = match result {

@@ -29,6 +29,7 @@ mod net;
 mod notify;
 mod ops_check;
 mod parked;
+mod refresh;
 mod seqs;
 mod sync;
 pub mod types;
@@ -88,6 +89,9 @@ pub struct Repo {
     find_deadlines: std::collections::BTreeSet<(Timestamp, DocumentId)>,
     /// Peers waiting for documents nobody stores here (see `wanted`).
     wanted: wanted::Wanted,
+    /// Reads of documents' records again for another writer's commits
+    /// (see `refresh`), by task.
+    refreshes: BTreeMap<TaskId, DocumentId>,
 }
 
 impl Repo {
@@ -118,6 +122,7 @@ impl Repo {
             evict_queue: Vec::new(),
             find_deadlines: Default::default(),
             wanted: Default::default(),
+            refreshes: BTreeMap::new(),
         }
     }
 

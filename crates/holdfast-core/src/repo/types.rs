@@ -284,6 +284,9 @@ pub enum ChangeSource {
     Remote,
     /// Local and remote changes became durable in the same commit.
     Both,
+    /// Another writer of the same store committed them (another browser
+    /// tab on the same database); read back by [`Repo::refresh`].
+    Storage,
 }
 
 /// Why a `find` failed.

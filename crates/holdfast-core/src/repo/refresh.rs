@@ -1,0 +1,138 @@
+//! Several writers on one store (browser tabs of one origin on one
+//! IndexedDB database): another writer's commit adds records this repo has
+//! not read. On a hint ([`Repo::refresh`]: a BroadcastChannel message from
+//! the other tab, or this tab becoming visible again, since such messages
+//! are not guaranteed) the document's records are read again and the ones
+//! not known yet are merged into `durable` and `working`, and reported as
+//! a change from [`ChangeSource::Storage`].
+//!
+//! Invariants:
+//! - `durable` still holds exactly what storage holds: only records read
+//!   back from storage are merged, and only once verified.
+//! - Records are merged only while the document has no local work on its
+//!   way to storage (not dirty, nothing in flight): `working` then equals
+//!   `durable`, both take the same bytes, and `issued_heads` moves to the
+//!   merged heads, so no later commit writes the other writer's changes
+//!   again. A refresh asked for meanwhile is done once that work is
+//!   durable ([`Repo::refresh_when_idle`], called after each commit).
+//! - Merged records join `records`, so compaction may cover and delete
+//!   them (they are in `durable`); records another writer added since are
+//!   not in `records` and are never deleted here.
+
+use super::types::*;
+use super::Repo;
+use crate::id::DocumentId;
+use crate::storage::{verify_chunk, RecordKind, StorageError, StorageKey};
+
+impl Repo {
+    /// Another writer of this repo's store may have committed to `id`:
+    /// read its records again and take what is new. A document not held
+    /// here needs nothing (it is read whole when opened).
+    pub fn refresh(&mut self, now: Timestamp, id: DocumentId) {
+        self.now = now;
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        doc.refresh_wanted = true;
+        self.refresh_when_idle(id);
+    }
+
+    /// [`Repo::refresh`] every document held (the tab became visible:
+    /// hints may have been lost while it slept).
+    pub fn refresh_all(&mut self, now: Timestamp) {
+        let ids: Vec<DocumentId> = self.docs.keys().copied().collect();
+        for id in ids {
+            self.refresh(now, id);
+        }
+    }
+
+    /// Start the read a refresh waits for, if one is wanted and the
+    /// document has no local work on its way to storage.
+    pub(super) fn refresh_when_idle(&mut self, id: DocumentId) {
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let busy = !doc.loaded()
+            || doc.refreshing
+            || doc.deleting().is_some()
+            || doc.in_flight.is_some()
+            || doc.dirty();
+        if !doc.refresh_wanted || busy {
+            return;
+        }
+        doc.refresh_wanted = false;
+        doc.refreshing = true;
+        let task = self.task();
+        self.refreshes.insert(task, id);
+        self.effects.push_back(Effect::Load {
+            task,
+            prefix: StorageKey::doc_prefix(&id),
+        });
+    }
+
+    /// Storage answered a refresh's read. Returns `false` if `task` is not
+    /// a refresh (then it is a load).
+    pub(super) fn refresh_done(
+        &mut self,
+        task: TaskId,
+        result: Result<Vec<(StorageKey, Vec<u8>)>, StorageError>,
+    ) -> bool {
+        let Some(id) = self.refreshes.remove(&task) else {
+            return false;
+        };
+        let Some(doc) = self.docs.get_mut(&id) else {
+            return true;
+        };
+        doc.refreshing = false;
+        let Ok(records) = result else {
+            // Nothing merged; the next hint reads again.
+            return true;
+        };
+        if doc.in_flight.is_some() || doc.dirty() || doc.deleting().is_some() {
+            // Local work started during the read: merge after it.
+            doc.refresh_wanted = true;
+            return true;
+        }
+        let fresh: Vec<(StorageKey, Vec<u8>)> = records
+            .into_iter()
+            .filter(|(k, v)| match k.kind() {
+                RecordKind::Chunk(kind) => {
+                    !doc.records.contains_key(k) && verify_chunk(k, kind, v).is_ok()
+                }
+                _ => false,
+            })
+            .collect();
+        if !fresh.is_empty() {
+            let before = doc.durable.get_heads();
+            let bytes: Vec<u8> = fresh.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+            let merged = doc.durable.load_incremental(&bytes);
+            if let Err(e) = merged {
+                // Left for a full load to quarantine. Nothing was pending,
+                // so `working` holds exactly what `durable` held before.
+                tracing::warn!(doc = %id, error = %e, "records of another writer did not load");
+                doc.durable = doc.working.clone();
+                return true;
+            }
+            let _ = doc.working.load_incremental(&bytes);
+            doc.issued_heads = doc.working.get_heads();
+            for (k, v) in &fresh {
+                doc.records.insert(k.clone(), v.len());
+            }
+            let after = doc.durable.get_heads();
+            if before != after {
+                self.event(Event::DocChanged {
+                    doc: id,
+                    before,
+                    after,
+                    source: ChangeSource::Storage,
+                });
+                self.resolve_finds(id);
+                self.sync_doc(id);
+                self.collection_settled(id);
+            }
+        }
+        // A hint that came during the read may name a later commit.
+        self.refresh_when_idle(id);
+        true
+    }
+}

@@ -1,0 +1,225 @@
+//! Several repos on one store, as browser tabs on one IndexedDB database
+//! (issue 15): another tab's commit reaches a tab through
+//! `Repo::refresh` (a hint), is merged from storage and reported as from
+//! `ChangeSource::Storage`; local work waits for nothing and is never
+//! written twice; a find waiting for peers is answered by another tab's
+//! commit; compaction never deletes what another tab wrote unseen.
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::Transactable;
+use automerge::{ReadDoc, ScalarValue, Value, ROOT};
+use holdfast_core::id::DocumentId;
+use holdfast_core::repo::*;
+use holdfast_core::storage::{Commit, StorageKey};
+
+const T: Timestamp = Timestamp(1_000);
+
+#[derive(Default)]
+struct Image(BTreeMap<StorageKey, Vec<u8>>);
+
+impl Image {
+    fn apply(&mut self, c: &Commit) {
+        for k in &c.deletes {
+            self.0.remove(k);
+        }
+        for prefix in &c.delete_prefixes {
+            self.0.retain(|k, _| !k.starts_with(prefix));
+        }
+        for (k, v) in &c.puts {
+            self.0.insert(k.clone(), v.clone());
+        }
+    }
+    fn range(&self, prefix: &StorageKey) -> Vec<(StorageKey, Vec<u8>)> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+fn tab(n: u8) -> Repo {
+    let mut cfg = RepoConfig::new(format!("tab-{n}"), [n; 16], "session");
+    cfg.compact_after = 4;
+    Repo::new(cfg)
+}
+
+/// What one pump of a tab did.
+#[derive(Default)]
+struct Pumped {
+    events: Vec<Event>,
+    puts: usize,
+    deletes: Vec<StorageKey>,
+}
+
+/// Perform every effect of `r` against `image` (at once) until none is left.
+fn pump(r: &mut Repo, image: &mut Image) -> Pumped {
+    let mut out = Pumped::default();
+    while let Some(e) = r.poll_effect() {
+        match e {
+            Effect::Commit { task, commit } => {
+                out.puts += commit.puts.len();
+                out.deletes.extend(commit.deletes.iter().cloned());
+                image.apply(&commit);
+                r.commit_done(T, task, Ok(()));
+            }
+            Effect::Load { task, prefix } => r.load_done(T, task, Ok(image.range(&prefix))),
+            Effect::Event(ev) => out.events.push(ev),
+            Effect::Send { .. } | Effect::Close { .. } => {}
+        }
+    }
+    out
+}
+
+fn get(r: &Repo, doc: &DocumentId, key: &str) -> Option<i64> {
+    match r.doc(doc)?.get(ROOT, key).unwrap()? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Int(n) => Some(*n),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn set(r: &mut Repo, doc: &DocumentId, key: &str, v: i64) {
+    r.change(T, doc, |tx| tx.put(ROOT, key, v)).unwrap();
+}
+
+fn from_storage(p: &Pumped) -> usize {
+    p.events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::DocChanged {
+                    source: ChangeSource::Storage,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+/// Tab `a` creates document `id` with `k = 1`; tab `b` opens it.
+fn shared_doc(a: &mut Repo, b: &mut Repo, image: &mut Image, id: DocumentId) {
+    a.create(T, id, |tx| tx.put(ROOT, "k", 1)).unwrap();
+    pump(a, image);
+    b.find(T, id);
+    let p = pump(b, image);
+    assert!(p
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FindReady { .. })));
+}
+
+#[test]
+fn another_tabs_commit_is_merged_on_a_hint_and_not_written_again() {
+    let mut image = Image::default();
+    let (mut a, mut b) = (tab(1), tab(2));
+    let id = DocumentId([7; 16]);
+    shared_doc(&mut a, &mut b, &mut image, id);
+    set(&mut a, &id, "k", 2);
+    pump(&mut a, &mut image);
+    assert_eq!(get(&b, &id, "k"), Some(1), "no hint yet");
+    b.refresh(T, id);
+    let p = pump(&mut b, &mut image);
+    assert_eq!(get(&b, &id, "k"), Some(2));
+    assert_eq!(from_storage(&p), 1);
+    assert_eq!(p.puts, 0, "the other tab's change is not written again");
+    assert_eq!(
+        b.durable_doc(&id).unwrap().get_heads(),
+        a.durable_doc(&id).unwrap().get_heads()
+    );
+    // A hint with nothing new: nothing reported.
+    b.refresh(T, id);
+    assert_eq!(from_storage(&pump(&mut b, &mut image)), 0);
+}
+
+#[test]
+fn a_hint_during_local_work_is_taken_once_that_work_is_durable() {
+    let mut image = Image::default();
+    let (mut a, mut b) = (tab(1), tab(2));
+    let id = DocumentId([8; 16]);
+    shared_doc(&mut a, &mut b, &mut image, id);
+    set(&mut a, &id, "a", 1);
+    pump(&mut a, &mut image);
+    // B changes concurrently and is told of A's commit before its own is
+    // durable: it commits its own first, then merges A's.
+    set(&mut b, &id, "b", 1);
+    b.refresh(T, id);
+    let p = pump(&mut b, &mut image);
+    assert_eq!(from_storage(&p), 1);
+    assert_eq!((get(&b, &id, "a"), get(&b, &id, "b")), (Some(1), Some(1)));
+    a.refresh(T, id);
+    pump(&mut a, &mut image);
+    assert_eq!((get(&a, &id, "a"), get(&a, &id, "b")), (Some(1), Some(1)));
+    assert_eq!(
+        a.doc(&id).unwrap().get_heads(),
+        b.doc(&id).unwrap().get_heads()
+    );
+}
+
+#[test]
+fn a_find_waiting_for_peers_is_answered_by_another_tabs_commit() {
+    let mut image = Image::default();
+    let (mut a, mut b) = (tab(1), tab(2));
+    let id = DocumentId([9; 16]);
+    let find = b.find(T, id);
+    let p = pump(&mut b, &mut image);
+    assert!(p.events.is_empty(), "no peer, no deadline yet: it waits");
+    a.create(T, id, |tx| tx.put(ROOT, "k", 3)).unwrap();
+    pump(&mut a, &mut image);
+    b.refresh(T, id);
+    let p = pump(&mut b, &mut image);
+    assert!(p
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FindReady { find: f, .. } if *f == find)));
+    assert_eq!(get(&b, &id, "k"), Some(3));
+}
+
+#[test]
+fn compaction_in_one_tab_keeps_what_another_wrote_unseen() {
+    let mut image = Image::default();
+    // A never compacts; B does after a few records.
+    let mut a = {
+        let mut cfg = RepoConfig::new("tab-1", [1; 16], "session");
+        cfg.compact_after = 1_000;
+        Repo::new(cfg)
+    };
+    let mut b = tab(2);
+    let id = DocumentId([10; 16]);
+    shared_doc(&mut a, &mut b, &mut image, id);
+    // A writes records B never reads.
+    let before: Vec<StorageKey> = image.0.keys().cloned().collect();
+    for i in 0..3 {
+        set(&mut a, &id, "a", i);
+        pump(&mut a, &mut image);
+    }
+    let unseen: Vec<StorageKey> = image
+        .0
+        .keys()
+        .filter(|k| !before.contains(k))
+        .cloned()
+        .collect();
+    assert_eq!(unseen.len(), 3);
+    // B writes until it compacts.
+    let mut deleted = Vec::new();
+    for i in 0..6 {
+        set(&mut b, &id, "b", i);
+        deleted.extend(pump(&mut b, &mut image).deletes);
+    }
+    assert!(!deleted.is_empty(), "B compacted");
+    for k in &unseen {
+        assert!(
+            image.0.contains_key(k),
+            "B deleted {k}, which it never read"
+        );
+    }
+    // A fresh tab reads both tabs' changes.
+    let mut c = tab(3);
+    c.find(T, id);
+    pump(&mut c, &mut image);
+    assert_eq!((get(&c, &id, "a"), get(&c, &id, "b")), (Some(2), Some(5)));
+}
