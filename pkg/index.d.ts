@@ -131,9 +131,10 @@ export interface DocHandleChangeEvent<T> {
    * includes an edit made after this change that is not yet saved. */
   doc: Materialized<T>;
   patches: Patch[];
-  /** Whether the durable change came from this repo, from peers, or both
-   * (several changes reported together). */
-  source: "local" | "remote" | "both";
+  /** Whether the durable change came from this repo, from peers, both
+   * (several changes reported together), or from another tab of this
+   * origin on the same IndexedDB database. */
+  source: "local" | "remote" | "both" | "tab";
   heads: Heads;
 }
 
@@ -195,7 +196,7 @@ export interface RepoChangeEvent {
   url: AutomergeUrl;
   /** The new durable heads. */
   heads: Heads;
-  source: "local" | "remote" | "both";
+  source: "local" | "remote" | "both" | "tab";
 }
 
 export class DocHandle<T = Record<string, unknown>> {

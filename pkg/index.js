@@ -18,8 +18,10 @@
 //   wasmRepo.export(documentId) -> Uint8Array
 //   wasmRepo.import(bytes) -> Promise<string documentId>
 //   wasmRepo.delete(documentId) -> Promise<void>
+//   wasmRepo.refresh(documentId)   another tab committed to it: merge its records
+//   wasmRepo.refreshAll()          the same for every open document
 //   wasmRepo.setEventHandler(cb)   cb(ev):
-//       {type:"change", documentId, source:"local"|"remote"|"both", heads, patches}
+//       {type:"change", documentId, source:"local"|"remote"|"both"|"tab", heads, patches}
 //       {type:"storage-error", documentIds, error}
 //       {type:"storage-repaired", documentId, quarantined}
 //   wasmRepo.close() -> Promise<void>
@@ -162,6 +164,81 @@ export function syncServers(sync) {
 }
 
 // ---------------------------------------------------------------- events
+
+/**
+ * The other tabs (and workers) of this origin on the same IndexedDB
+ * database. Each commit a tab makes durable is announced on a
+ * BroadcastChannel (`holdfast:<database>`: document ids only, never data);
+ * a tab told of one reads that document's new records from IndexedDB
+ * (`wasmRepo.refresh`) and reports them as a `change` from source "tab".
+ * A message is only a hint: IndexedDB holds the truth, and a tab that
+ * becomes visible again (or gets focus) reads every open document again,
+ * in case messages were lost while it slept or another tab died mid-way.
+ */
+class Tabs {
+  #channel;
+  #pending = new Set();
+  #onVisible = null;
+
+  /** null where there is no BroadcastChannel (then nothing is shared live). */
+  static open(database) {
+    if (typeof BroadcastChannel !== "function") return null;
+    const channel = new BroadcastChannel(`holdfast:${database}`);
+    // In node it would keep the process alive until closed.
+    channel.unref?.();
+    return new Tabs(channel);
+  }
+
+  constructor(channel) {
+    this.#channel = channel;
+  }
+
+  listen({ refresh, refreshAll }) {
+    this.#channel.onmessage = (e) => {
+      const ids = e.data?.documentIds;
+      if (!Array.isArray(ids)) return;
+      for (const id of ids) {
+        if (typeof id !== "string") continue;
+        try {
+          refresh(id);
+        } catch {
+          // Not a document id, or the repo closed: nothing to read.
+        }
+      }
+    };
+    if (typeof document === "object" && typeof document.addEventListener === "function") {
+      this.#onVisible = () => {
+        if (document.visibilityState === "visible") refreshAll();
+      };
+      document.addEventListener("visibilitychange", this.#onVisible);
+      globalThis.addEventListener?.("focus", this.#onVisible);
+    }
+  }
+
+  /** `id` is durable here: tell the other tabs, once per task for all ids. */
+  announce(id) {
+    if (this.#pending.size === 0) {
+      queueMicrotask(() => {
+        const documentIds = [...this.#pending];
+        this.#pending.clear();
+        try {
+          this.#channel.postMessage({ documentIds });
+        } catch {
+          // Closed meanwhile.
+        }
+      });
+    }
+    this.#pending.add(id);
+  }
+
+  close() {
+    this.#channel.close();
+    if (this.#onVisible) {
+      document.removeEventListener("visibilitychange", this.#onVisible);
+      globalThis.removeEventListener?.("focus", this.#onVisible);
+    }
+  }
+}
 
 class Emitter {
   #listeners = new Map();
@@ -404,7 +481,9 @@ export class Repo extends Emitter {
     const mod = _binding ?? (await loadBinding(wasm));
     const urls = syncServers(sync);
     const inner = await mod.WasmRepo.open({ ...(memory === true ? { memory: true } : { indexedDB }), sync: urls, ...(_compactAfter !== undefined && { compactAfter: _compactAfter }) });
-    return new Repo(inner, { syncing: urls.length > 0 });
+    // Other tabs of this origin on the same database (see `Tabs`).
+    const tabs = memory === true ? null : Tabs.open(indexedDB);
+    return new Repo(inner, { syncing: urls.length > 0, tabs });
   }
 
   /**
@@ -419,13 +498,19 @@ export class Repo extends Emitter {
   }
 
   #syncing;
+  #tabs;
 
   /** @internal use Repo.open */
-  constructor(inner, { syncing = false } = {}) {
+  constructor(inner, { syncing = false, tabs = null } = {}) {
     super();
     this.#inner = inner;
     this.#syncing = syncing;
+    this.#tabs = tabs;
     inner.setEventHandler((ev) => this.#dispatch(ev));
+    tabs?.listen({
+      refresh: (id) => !this.#closed && inner.refresh(id),
+      refreshAll: () => !this.#closed && inner.refreshAll(),
+    });
     const reset = this.storageReset;
     if (reset?.detectedNow) {
       // After open() resolves and its caller had a chance to subscribe
@@ -542,6 +627,7 @@ export class Repo extends Emitter {
   async close() {
     if (this.#closed) return;
     this.#closed = true;
+    this.#tabs?.close();
     for (const h of this.#handles.values()) h._cancelSync(error("RepoClosedError", "the repo was closed before a sync server had the document"));
     await this.#inner.close();
   }
@@ -550,6 +636,9 @@ export class Repo extends Emitter {
     switch (ev?.type) {
       case "change": {
         if (this.#closed) return;
+        // Durable here: other tabs on this database read it (a change
+        // they read themselves, source "tab", is not announced again).
+        if (ev.source !== "tab") this.#tabs?.announce(ev.documentId);
         if (this.listenerCount("change") > 0) {
           this.emit("change", { documentId: ev.documentId, url: toUrl(ev.documentId), heads: ev.heads, source: ev.source });
         }

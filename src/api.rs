@@ -410,6 +410,26 @@ impl WasmRepo {
         self.driver.go_online();
     }
 
+    /// Another tab of this origin committed to the document (a hint from
+    /// its BroadcastChannel message): read its records again and merge
+    /// what is new, reported as a `change` from source "tab". Ignored for a
+    /// document not open here.
+    pub fn refresh(&self, document_id: &str) -> Result<(), JsValue> {
+        self.check_open()?;
+        let id = self.live(document_id)?;
+        self.driver.with_repo(|r| r.refresh(now(), id));
+        Ok(())
+    }
+
+    /// [`WasmRepo::refresh`] every open document (the tab became visible:
+    /// hints may have been missed).
+    #[wasm_bindgen(js_name = refreshAll)]
+    pub fn refresh_all(&self) -> Result<(), JsValue> {
+        self.check_open()?;
+        self.driver.with_repo(|r| r.refresh_all(now()));
+        Ok(())
+    }
+
     /// Send an ephemeral message (e.g. presence) about a document to peers.
     pub fn broadcast(&self, document_id: &str, data: &[u8]) -> Result<(), JsValue> {
         self.check_open()?;

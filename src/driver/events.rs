@@ -68,6 +68,7 @@ impl<S: Storage + 'static> Driver<S> {
                     ChangeSource::Local => "local",
                     ChangeSource::Remote => "remote",
                     ChangeSource::Both => "both",
+                    ChangeSource::Storage => "tab",
                 };
                 self.emit(&[
                     ("type", "change".into()),
