@@ -13,7 +13,8 @@
 #                (bench/README.md): prints the table, writes bench/results/;
 #                BENCH_REPS, BENCH_ONLY=W1,W3, BENCH_W7_SECONDS, BENCH_W7_CLIENTS
 #   make soak    the long runs make test keeps short (scripts/soak.sh): the
-#                browser crash test for HOLDFAST_SOAK_ROUNDS rounds (200)
+#                browser crash test and its two-tab mode for
+#                HOLDFAST_SOAK_ROUNDS rounds each (200)
 #                beside a CPU hog, the simulation with HOLDFAST_SOAK_SEEDS (5000)
 #   make fuzz    the peer-input fuzz target (fuzz/) for FUZZ_SECONDS (1800),
 #                validation on; fails on any panic or an input over 100 ms
@@ -38,6 +39,9 @@
 #                       default 20); HOLDFAST_CRASH_SEED replays its kill delays,
 #                       HOLDFAST_CRASH_AIMED the share of kills aimed at
 #                       compaction/quarantine commits (default 0.5)
+#   HOLDFAST_TABS_CRASH_ROUNDS  rounds of the two-tab crash test
+#                       (tests/e2e/crash-tabs.test.mjs, default 20);
+#                       HOLDFAST_TABS_CRASH_SEED replays its kill delays
 #   CARGO_TARGET_DIR    where cargo builds (cargo's default: ./target)
 #   CI=true             set by CI; scripts/setup.sh never prompts in any case
 
@@ -57,8 +61,9 @@ endif
 
 .PHONY: test demo bench soak fuzz fuzz-cov fmt lint clean
 
-# The browser E2E tests (node --test tests/e2e/, ~1.5 min, most of it the
-# browser crash test: HOLDFAST_CRASH_ROUNDS, default 20) need what the lines
+# The browser E2E tests (node --test tests/e2e/, ~3 min, most of it the
+# browser crash tests: HOLDFAST_CRASH_ROUNDS and HOLDFAST_TABS_CRASH_ROUNDS,
+# default 20 each) need what the lines
 # before them provide: pkg/wasm/ (scripts/build-pkg.sh --dev), the
 # holdfast-server binary (cargo build -p holdfast-server; the harness finds it
 # through CARGO_TARGET_DIR, or HOLDFAST_SERVER_BIN), /usr/bin/chromium (setup

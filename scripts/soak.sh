@@ -4,7 +4,9 @@
 #   1. the browser crash test (tests/e2e/crash.test.mjs) for
 #      HOLDFAST_SOAK_ROUNDS rounds (default 200) with a CPU hog beside it
 #      (one busy loop per core, HOLDFAST_SOAK_HOG=0 to leave it out): half
-#      of the kills aimed at compaction and quarantine commits;
+#      of the kills aimed at compaction and quarantine commits; then its
+#      multi-tab mode (tests/e2e/crash-tabs.test.mjs: two tabs writing one
+#      database) for as many rounds, beside the same hog;
 #   2. the deterministic simulation with HOLDFAST_SOAK_SEEDS seeds (default
 #      5000);
 #   3. the hostile-client suite (crates/holdfast-server/tests/hostile_*.rs)
@@ -34,6 +36,9 @@ fi
 start=$(date +%s)
 HOLDFAST_CRASH_ROUNDS="$rounds" node --test tests/e2e/crash.test.mjs
 echo "soak: crash test, $rounds rounds: $(( $(date +%s) - start )) s"
+start=$(date +%s)
+HOLDFAST_TABS_CRASH_ROUNDS="$rounds" node --test tests/e2e/crash-tabs.test.mjs
+echo "soak: crash test with two tabs, $rounds rounds: $(( $(date +%s) - start )) s"
 stop_hog
 hog_pids=()
 

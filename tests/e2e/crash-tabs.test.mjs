@@ -1,0 +1,144 @@
+// The crash test's multi-tab mode (issue 15): two tabs of one profile on
+// one IndexedDB database write the same document and each its own, with
+// changes overlapping (not awaited one by one), each tab reading the
+// other's commits (BroadcastChannel hints, refresh from IndexedDB, and the
+// compaction that follows). SIGKILL the browser (and its storage process)
+// after a seeded random delay, relaunch on the same profile: every change
+// either tab was told is durable must be there, in every round's documents.
+//
+// Each round: launch Chromium (owned, so we can kill it), open two pages
+// of its one context on the test page (no sync server: the data can only
+// come from this profile's IndexedDB), check every change reported in
+// earlier rounds, then in both tabs at once: the shared document (created
+// in round 1) gets keys `a<round>_<n>` / `b<round>_<n>`, each tab's own new
+// document its keys; a change's resolved promise reports (url, key) to node
+// through an exposed function. Kill, and on to the next round.
+//
+//   HOLDFAST_TABS_CRASH_ROUNDS  rounds (default 20)
+//   HOLDFAST_TABS_CRASH_SEED    replay the kill delays of a printed seed
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startServer, launchOwnedChromium, openPageIn, call, waitIn } from "./harness.mjs";
+
+const ROUNDS = Number(process.env.HOLDFAST_TABS_CRASH_ROUNDS ?? 20);
+const SEED = Number(process.env.HOLDFAST_TABS_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 32));
+const DELAY_MS = [50, 1200]; // kill this long after both tabs reported a change
+const IN_FLIGHT = 10;
+const DB = "holdfast-crash-tabs";
+
+/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+let server, profile;
+before(async () => {
+  server = await startServer();
+  profile = mkdtempSync(join(tmpdir(), "holdfast-crash-tabs-"));
+});
+after(async () => {
+  await server?.stop();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+/** A page of `o`'s context with `reported(url, key)` exposed, repo open. */
+async function tabOf(o, reported) {
+  const page = await o.context.newPage();
+  await page.exposeFunction("reported", (url, key) => {
+    if (!reported.has(url)) reported.set(url, new Set());
+    reported.get(url).add(key);
+  });
+  await openPageIn(page, server.http);
+  const opened = await call(page, (db) => hf.open(db), DB, "the repo to open");
+  assert.equal(opened.durability, "strict");
+  return page;
+}
+
+/** Start writing in `page` until the browser dies: changes alternate
+ * between `shared` and `own`, at most IN_FLIGHT unsettled. */
+function writeUntilKilled(page, tab, round, shared, own) {
+  return page
+    .evaluate(
+      async ([tab, round, shared, own, inFlight]) => {
+        const pending = new Set();
+        for (let n = 0; ; n++) {
+          const url = n % 2 === 0 ? shared : own;
+          const key = `${tab}${round}_${n}`;
+          const p = hf.change(url, (d) => (d[key] = n)).then(() => window.reported(url, key));
+          pending.add(p);
+          p.finally(() => pending.delete(p));
+          if (pending.size >= inFlight) await Promise.race(pending);
+        }
+      },
+      [tab, round, shared, own, IN_FLIGHT],
+    )
+    .catch(() => {}); // the browser was killed
+}
+
+test(`two tabs writing one database, ${ROUNDS} browser kills: every change reported in either tab survives`, { timeout: 30 * 60_000 }, async () => {
+  const random = prng(SEED);
+  console.log(`crash-tabs: seed ${SEED} (replay with HOLDFAST_TABS_CRASH_SEED=${SEED}), ${ROUNDS} rounds`);
+  const reported = new Map(); // url -> Set of keys reported durable
+  let shared = null;
+  let total = 0;
+  for (let round = 1; round <= ROUNDS; round++) {
+    const o = await launchOwnedChromium(profile);
+    try {
+      const a = await tabOf(o, reported);
+      // What earlier rounds reported is all there.
+      for (const [url, keys] of reported) {
+        await call(a, (url) => hf.find(url), url, `round ${round}: find ${url}`);
+        const missing = await call(a, ([url, keys]) => keys.filter((k) => hf.doc(url)[k] === undefined), [url, [...keys]]);
+        assert.deepEqual(missing, [], `round ${round}: ${missing.length} of ${keys.size} reported changes lost from ${url}`);
+      }
+      if (!shared) shared = await call(a, () => hf.create({ shared: true }), undefined, "the shared document");
+      else await call(a, (url) => hf.find(url), shared, "A to find the shared document");
+      const b = await tabOf(o, reported);
+      await call(b, (url) => hf.find(url), shared, "B to find the shared document");
+      const ownA = await call(a, () => hf.create({}), undefined, "A's own document");
+      const ownB = await call(b, () => hf.create({}), undefined, "B's own document");
+      const before = total;
+      writeUntilKilled(a, "a", round, shared, ownA);
+      writeUntilKilled(b, "b", round, shared, ownB);
+      // Both tabs have reported a change to the shared document.
+      for (const [page, tab] of [[a, "a"], [b, "b"]]) {
+        await waitIn(page, ([url, k]) => Object.keys(hf.doc(url)).some((x) => x.startsWith(k)), [shared, `${tab}${round}_`], `tab ${tab} to write`);
+      }
+      const delay = DELAY_MS[0] + random() * (DELAY_MS[1] - DELAY_MS[0]);
+      await new Promise((r) => setTimeout(r, delay)); // the kill's seeded moment
+      await o.kill();
+      total = [...reported.values()].reduce((s, k) => s + k.size, 0);
+      console.log(`round ${round}: ${total - before} changes reported, killed ${delay.toFixed(0)} ms into writing`);
+    } catch (e) {
+      await o.kill().catch(() => {});
+      throw e;
+    }
+  }
+  // The last round's reports, after one more relaunch.
+  const o = await launchOwnedChromium(profile);
+  try {
+    const page = await tabOf(o, reported);
+    for (const [url, keys] of reported) {
+      await call(page, (url) => hf.find(url), url, `find ${url}`);
+      const missing = await call(page, ([url, keys]) => keys.filter((k) => hf.doc(url)[k] === undefined), [url, [...keys]]);
+      assert.deepEqual(missing, [], `${missing.length} of ${keys.size} reported changes lost from ${url}`);
+    }
+  } finally {
+    await o.close();
+  }
+  const shares = [...(reported.get(shared) ?? [])];
+  const fromB = shares.filter((k) => k.startsWith("b")).length;
+  console.log(
+    `crash-tabs summary: seed ${SEED}, ${ROUNDS} rounds, reported ${total} (shared document: ${shares.length - fromB} from tab A, ${fromB} from tab B), lost 0`,
+  );
+});
