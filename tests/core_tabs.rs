@@ -223,3 +223,26 @@ fn compaction_in_one_tab_keeps_what_another_wrote_unseen() {
     pump(&mut c, &mut image);
     assert_eq!((get(&c, &id, "a"), get(&c, &id, "b")), (Some(2), Some(5)));
 }
+
+#[test]
+fn a_hint_during_the_load_is_taken_after_it() {
+    let mut image = Image::default();
+    let (mut a, mut b) = (tab(1), tab(2));
+    let id = DocumentId([11; 16]);
+    a.create(T, id, |tx| tx.put(ROOT, "k", 1)).unwrap();
+    pump(&mut a, &mut image);
+    // B's read sees storage as it was before A's next commit...
+    b.find(T, id);
+    let (task, records) = match b.poll_effect() {
+        Some(Effect::Load { task, prefix }) => (task, image.range(&prefix)),
+        other => panic!("expected a load, got {other:?}"),
+    };
+    set(&mut a, &id, "k", 2);
+    pump(&mut a, &mut image);
+    // ...and the hint for that commit arrives while B still loads.
+    b.refresh(T, id);
+    b.load_done(T, task, Ok(records));
+    let p = pump(&mut b, &mut image);
+    assert_eq!(get(&b, &id, "k"), Some(2), "the hint was not lost");
+    assert_eq!(from_storage(&p), 1);
+}

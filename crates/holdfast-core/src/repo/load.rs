@@ -97,6 +97,9 @@ impl Repo {
         }
         self.sync_doc(id);
         self.collection_settled(id);
+        // A hint that came while it loaded may name a commit the read
+        // missed (see `refresh`).
+        self.refresh_when_idle(id);
     }
 }
 
