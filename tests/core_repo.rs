@@ -1,13 +1,15 @@
 //! The repo state machine's local paths, driven by hand: group commit,
 //! failure and revert, loading with corrupt records, compaction.
 
-use std::collections::BTreeMap;
-
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
 use holdfast_core::id::DocumentId;
 use holdfast_core::repo::*;
 use holdfast_core::storage::{ChunkKind, Commit, RecordKind, StorageError, StorageKey};
+
+mod store_image;
+
+use store_image::Image;
 
 const T: Timestamp = Timestamp(1_000);
 
@@ -54,32 +56,6 @@ fn durable_ids(evs: &[Event]) -> Vec<ChangeId> {
             _ => None,
         })
         .collect()
-}
-
-/// A storage image that applies commits, for reload tests.
-#[derive(Default)]
-struct Image(BTreeMap<StorageKey, Vec<u8>>);
-
-impl Image {
-    fn apply(&mut self, c: &Commit) {
-        for k in &c.deletes {
-            self.0.remove(k);
-        }
-        for prefix in &c.delete_prefixes {
-            self.0.retain(|k, _| !k.starts_with(prefix));
-        }
-        for (k, v) in &c.puts {
-            self.0.insert(k.clone(), v.clone());
-        }
-    }
-    fn range(&self, doc: &DocumentId) -> Vec<(StorageKey, Vec<u8>)> {
-        let p = StorageKey::doc_prefix(doc);
-        self.0
-            .iter()
-            .filter(|(k, _)| k.starts_with(&p))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
 }
 
 /// Drive every commit to success against `image` until the repo is idle.
@@ -253,7 +229,7 @@ fn reload_skips_and_quarantines_a_corrupt_record() {
         panic!("load expected")
     };
     assert_eq!(prefix, StorageKey::doc_prefix(&doc));
-    r2.load_done(T, task, Ok(image.range(&doc)));
+    r2.load_done(T, task, Ok(image.doc(&doc)));
     let effects = drain(&mut r2);
     let evs = events(&effects);
     assert!(evs.iter().any(|e| matches!(e, Event::StorageRepaired { quarantined, .. } if quarantined == &vec![victim.clone()])));
@@ -314,7 +290,7 @@ fn compaction_writes_the_snapshot_before_deleting_only_what_it_covers() {
                 );
                 covered = Some(
                     image
-                        .range(&doc)
+                        .doc(&doc)
                         .into_iter()
                         .map(|(k, _)| k)
                         .filter(|k| *k != foreign)
@@ -328,7 +304,7 @@ fn compaction_writes_the_snapshot_before_deleting_only_what_it_covers() {
     settle(&mut r, &mut image);
     let covered = covered.expect("a snapshot was written");
     assert!(covered.len() >= 3);
-    let kinds: Vec<RecordKind> = image.range(&doc).iter().map(|(k, _)| k.kind()).collect();
+    let kinds: Vec<RecordKind> = image.doc(&doc).iter().map(|(k, _)| k.kind()).collect();
     assert!(kinds.contains(&RecordKind::Chunk(ChunkKind::Snapshot)));
     assert!(
         image.0.contains_key(&foreign),
@@ -345,7 +321,7 @@ fn compaction_writes_the_snapshot_before_deleting_only_what_it_covers() {
     let Some(Effect::Load { task, .. }) = drain(&mut r2).first().cloned() else {
         panic!()
     };
-    r2.load_done(T, task, Ok(image.range(&doc)));
+    r2.load_done(T, task, Ok(image.doc(&doc)));
     drain(&mut r2);
     assert_eq!(
         r2.doc(&doc).unwrap().get_heads(),
@@ -392,7 +368,7 @@ fn delete_waits_for_pending_changes_then_removes_every_record() {
         .iter()
         .any(|e| matches!(e, Event::DocDeleted { doc: d } if *d == doc)));
     assert!(
-        image.range(&doc).is_empty(),
+        image.doc(&doc).is_empty(),
         "every record is gone, including one we never loaded"
     );
     assert!(matches!(

@@ -5,39 +5,17 @@
 //! written twice; a find waiting for peers is answered by another tab's
 //! commit; compaction never deletes what another tab wrote unseen.
 
-use std::collections::BTreeMap;
-
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ScalarValue, Value, ROOT};
 use holdfast_core::id::DocumentId;
 use holdfast_core::repo::*;
-use holdfast_core::storage::{Commit, StorageKey};
+use holdfast_core::storage::StorageKey;
+
+mod store_image;
+
+use store_image::Image;
 
 const T: Timestamp = Timestamp(1_000);
-
-#[derive(Default)]
-struct Image(BTreeMap<StorageKey, Vec<u8>>);
-
-impl Image {
-    fn apply(&mut self, c: &Commit) {
-        for k in &c.deletes {
-            self.0.remove(k);
-        }
-        for prefix in &c.delete_prefixes {
-            self.0.retain(|k, _| !k.starts_with(prefix));
-        }
-        for (k, v) in &c.puts {
-            self.0.insert(k.clone(), v.clone());
-        }
-    }
-    fn range(&self, prefix: &StorageKey) -> Vec<(StorageKey, Vec<u8>)> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-}
 
 fn tab(n: u8) -> Repo {
     let mut cfg = RepoConfig::new(format!("tab-{n}"), [n; 16], "session");

@@ -21,25 +21,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, launchOwnedChromium, openPageIn, call, waitIn } from "./harness.mjs";
+import { startServer, launchOwnedChromium, openPageIn, call, waitIn, prng } from "./harness.mjs";
 
 const ROUNDS = Number(process.env.HOLDFAST_TABS_CRASH_ROUNDS ?? 20);
 const SEED = Number(process.env.HOLDFAST_TABS_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 32));
 const DELAY_MS = [50, 1200]; // kill this long after both tabs reported a change
 const IN_FLIGHT = 10;
 const DB = "holdfast-crash-tabs";
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 let server, profile;
 before(async () => {

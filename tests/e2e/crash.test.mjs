@@ -56,7 +56,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, launchOwnedChromium, openPageIn, call, within } from "./harness.mjs";
+import { startServer, launchOwnedChromium, openPageIn, call, within, prng } from "./harness.mjs";
 
 const ROUNDS = Number(process.env.HOLDFAST_CRASH_ROUNDS ?? 20);
 const SEED = Number(process.env.HOLDFAST_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 32));
@@ -66,18 +66,6 @@ const DELAY_MS = [50, 1500]; // kill this long after the change loop started
 const COMPACT_AFTER = 4; // aimed launches: compaction all the time
 const RESETS_FATAL = process.env.HOLDFAST_CRASH_RESETS_FATAL === "1";
 const DB = "holdfast-crash";
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 let server, dir, owned;
 before(async () => {

@@ -39,6 +39,19 @@ const CHROMIUM_ARGS = [
   "--no-first-run",
 ];
 
+/** mulberry32: a small seeded PRNG, uniform in [0, 1) (the crash tests'
+ * kill delays, replayable from a printed seed). */
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
 /** Reject with a message naming `what` if `promise` takes longer than `ms`. */
 export function within(promise, what, ms = TIMEOUT) {
   let timer;
