@@ -113,7 +113,11 @@ impl Repo {
                 doc.durable = doc.working.clone();
                 return true;
             }
-            let _ = doc.working.load_incremental(&bytes);
+            // `working` held what `durable` held: it takes the same bytes,
+            // or, should automerge disagree with itself, becomes `durable`.
+            if doc.working.load_incremental(&bytes).is_err() {
+                doc.working = doc.durable.clone();
+            }
             doc.issued_heads = doc.working.get_heads();
             for (k, v) in &fresh {
                 doc.records.insert(k.clone(), v.len());
