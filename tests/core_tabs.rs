@@ -3,7 +3,10 @@
 //! `Repo::refresh` (a hint), is merged from storage and reported as from
 //! `ChangeSource::Storage`; local work waits for nothing and is never
 //! written twice; a find waiting for peers is answered by another tab's
-//! commit; compaction never deletes what another tab wrote unseen.
+//! commit; compaction never deletes what another tab wrote unseen; a
+//! delete in one tab is a delete in the others, a compaction is not; a
+//! tab that takes the sync connection over reads the index the others
+//! wrote.
 
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ScalarValue, Value, ROOT};
@@ -223,4 +226,96 @@ fn a_hint_during_the_load_is_taken_after_it() {
     let p = pump(&mut b, &mut image);
     assert_eq!(get(&b, &id, "k"), Some(2), "the hint was not lost");
     assert_eq!(from_storage(&p), 1);
+}
+
+fn deleted(p: &Pumped, id: DocumentId) -> bool {
+    p.events
+        .iter()
+        .any(|e| matches!(e, Event::DocDeleted { doc } if *doc == id))
+}
+
+#[test]
+fn a_delete_in_one_tab_is_a_delete_in_the_others() {
+    let mut image = Image::default();
+    let (mut a, mut b) = (tab(1), tab(2));
+    let id = DocumentId([12; 16]);
+    shared_doc(&mut a, &mut b, &mut image, id);
+    let change = a.delete(T, &id).unwrap();
+    let p = pump(&mut a, &mut image);
+    assert!(p
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ChangeDurable { change: c, .. } if *c == change)));
+    assert!(image.doc(&id).is_empty());
+    // B's hint: nothing is stored under the document any more.
+    assert!(b.refresh(T, id));
+    let p = pump(&mut b, &mut image);
+    assert!(deleted(&p, id), "B reports the delete");
+    assert!(b.doc(&id).is_none(), "B no longer holds it");
+    assert!(!b.refresh(T, id), "and a later hint finds nothing held");
+}
+
+#[test]
+fn a_compaction_in_one_tab_is_not_a_delete_in_the_others() {
+    let mut image = Image::default();
+    let (mut a, mut b) = (tab(1), tab(2));
+    let id = DocumentId([13; 16]);
+    shared_doc(&mut a, &mut b, &mut image, id);
+    let read_by_b: Vec<StorageKey> = image.doc(&id).into_iter().map(|(k, _)| k).collect();
+    // A writes until its snapshot covers (and deletes) every record B read.
+    for i in 2..8 {
+        set(&mut a, &id, "k", i);
+        pump(&mut a, &mut image);
+    }
+    assert!(
+        read_by_b.iter().all(|k| !image.0.contains_key(k)),
+        "A compacted them away"
+    );
+    b.refresh(T, id);
+    let p = pump(&mut b, &mut image);
+    assert!(!deleted(&p, id));
+    assert_eq!(get(&b, &id, "k"), Some(7), "B merged A's snapshot");
+    assert!(!image.doc(&id).is_empty());
+}
+
+#[test]
+fn a_tab_rereads_the_index_other_tabs_wrote() {
+    let mut image = Image::default();
+    let (mut a, mut b) = (tab(1), tab(2));
+    a.restore_collection(Vec::new());
+    b.restore_collection(Vec::new());
+    // B stores a document A never opened, then another A holds.
+    let only_b = DocumentId([14; 16]);
+    b.create(T, only_b, |tx| tx.put(ROOT, "k", 1)).unwrap();
+    pump(&mut b, &mut image);
+    let shared = DocumentId([15; 16]);
+    shared_doc(&mut b, &mut a, &mut image, shared);
+    set(&mut b, &shared, "k", 2);
+    pump(&mut b, &mut image);
+    assert_eq!(a.indexed_heads(&only_b), None);
+    let stored = image.range(&holdfast_core::collection::prefix());
+    a.reread_collection(stored);
+    assert_eq!(
+        a.indexed_heads(&only_b),
+        b.indexed_heads(&only_b),
+        "A now offers it"
+    );
+    assert!(a.indexed_heads(&only_b).is_some_and(|h| !h.is_empty()));
+    // A document A holds follows A's own state, not the index: the hint
+    // brings B's commit, and the index entry with it.
+    assert_ne!(a.indexed_heads(&shared), b.indexed_heads(&shared));
+    a.refresh(T, shared);
+    pump(&mut a, &mut image);
+    assert_eq!(a.indexed_heads(&shared), b.indexed_heads(&shared));
+    // Both tabs started on an empty store and each wrote a storage id: the
+    // one stored (the last written) is the one a fresh tab would use.
+    let mut c = tab(3);
+    let stored = image.range(&holdfast_core::collection::prefix());
+    c.restore_collection(stored.clone());
+    b.reread_collection(stored);
+    assert_ne!(b.config().metadata.storage_id.as_deref(), Some("tab-2"));
+    assert_eq!(
+        b.config().metadata.storage_id,
+        c.config().metadata.storage_id
+    );
 }

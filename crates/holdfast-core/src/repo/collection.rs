@@ -187,17 +187,70 @@ impl Collection {
         }
     }
 
-    /// A loaded document has no entry (stored before the index existed):
-    /// give it one, written with the next commit.
+    /// A loaded document's durable heads: a document without an entry
+    /// (stored before the index existed) gets one, written with the next
+    /// commit; an entry behind what storage holds (another writer of the
+    /// store committed) takes the heads in memory, since that writer wrote
+    /// its own entry.
     pub fn adopt(&mut self, id: DocumentId, heads: Vec<ChangeHash>) {
         if !self.on || heads.is_empty() {
             return;
         }
         let e = self.entry(id);
-        if e.heads.is_empty() {
-            e.heads = heads;
+        let new = e.heads.is_empty();
+        e.heads = heads;
+        if new {
             self.stale.insert(id);
         }
+    }
+
+    /// Records another writer of the store wrote under
+    /// [`collection::prefix`] since they were read: entries of documents
+    /// not loaded here are taken as stored (a loaded document's entry
+    /// follows its durable heads, see [`Collection::adopt`]); cursors and
+    /// sequence numbers take the larger value; the stored storage id wins
+    /// (two writers that started on an empty store each drew one).
+    pub fn merge_stored(
+        &mut self,
+        records: Vec<(crate::storage::StorageKey, Vec<u8>)>,
+        loaded: impl Fn(&DocumentId) -> bool,
+    ) {
+        for (key, value) in records {
+            match Record::parse(&key, &value) {
+                Some(Ok(Record::Entry(id, e))) => {
+                    self.durable_seq = self.durable_seq.max(e.seq);
+                    if loaded(&id) {
+                        continue;
+                    }
+                    let mut e = e;
+                    if let Some(old) = self.entries.get(&id) {
+                        self.by_seq.remove(&old.seq);
+                        if self.stale.contains(&id) {
+                            // Acknowledgements noted here and not yet
+                            // written are newer than the stored ones.
+                            for (sid, heads) in old.synced.iter() {
+                                e.synced.insert(sid.clone(), heads.clone());
+                            }
+                        }
+                    }
+                    if e.seq > 0 {
+                        self.by_seq.insert(e.seq, id);
+                    }
+                    *self.entry(id) = e;
+                }
+                Some(Ok(Record::Seq(n))) => self.durable_seq = self.durable_seq.max(n),
+                Some(Ok(Record::StorageId(s))) => {
+                    self.storage_id = Some(s);
+                    self.storage_id_unwritten = false;
+                }
+                Some(Ok(Record::Cursor(sid, n))) => {
+                    let c = self.cursors.get_or_default(sid);
+                    *c = (*c).max(n);
+                }
+                Some(Ok(Record::Complete)) | Some(Err(_)) | None => {}
+            }
+        }
+        self.next_seq = self.next_seq.max(self.durable_seq + 1);
     }
 
     /// Forget a document that is not in storage after all.

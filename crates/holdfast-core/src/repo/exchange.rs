@@ -78,6 +78,12 @@ impl Repo {
             .cloned()
     }
 
+    /// The durable heads the collection index lists for `id` (what a
+    /// reconnect compares with each server's acknowledged heads).
+    pub fn indexed_heads(&self, id: &DocumentId) -> Option<Vec<ChangeHash>> {
+        Some(self.collection.entries.get(id)?.heads.clone())
+    }
+
     /// The cursor kept for server `storage_id`.
     pub fn cursor(&self, storage_id: &str) -> Option<u64> {
         self.collection.cursors.get(storage_id).copied()

@@ -18,23 +18,57 @@
 //! - Merged records join `records`, so compaction may cover and delete
 //!   them (they are in `durable`); records another writer added since are
 //!   not in `records` and are never deleted here.
+//! - A document is taken as deleted by another writer only when the read
+//!   finds no record under its prefix at all while this repo had read or
+//!   written some (a compaction elsewhere always leaves its snapshot). It
+//!   is then deleted here too, through the ordinary delete path, and
+//!   reported with [`Event::DocDeleted`].
+//! - The collection entry of a merged document takes the merged heads:
+//!   they are durable in the shared store, and a leader that connects
+//!   later offers the document if its server has not acknowledged them.
 
 use super::types::*;
 use super::Repo;
 use crate::id::DocumentId;
 use crate::storage::{verify_chunk, RecordKind, StorageError, StorageKey};
+use automerge::ChangeHash;
 
 impl Repo {
     /// Another writer of this repo's store may have committed to `id`:
     /// read its records again and take what is new. A document not held
-    /// here needs nothing (it is read whole when opened).
-    pub fn refresh(&mut self, now: Timestamp, id: DocumentId) {
+    /// here needs nothing (it is read whole when opened); returns whether
+    /// `id` is held.
+    pub fn refresh(&mut self, now: Timestamp, id: DocumentId) -> bool {
         self.now = now;
         let Some(doc) = self.docs.get_mut(&id) else {
-            return;
+            return false;
         };
         doc.refresh_wanted = true;
         self.refresh_when_idle(id);
+        true
+    }
+
+    /// Whether `theirs` (heads another writer's peer holds, e.g. what a sync
+    /// server acknowledged to the tab that holds the connection) cover this
+    /// repo's working heads of `id`: then everything here is there too.
+    pub fn covered_by(&self, id: &DocumentId, theirs: &[ChangeHash]) -> bool {
+        self.docs
+            .get(id)
+            .is_some_and(|d| d.loaded() && d.covered_by(Some(theirs)))
+    }
+
+    /// Take the collection index records another writer of this store
+    /// wrote since it was read (`records`: the range under
+    /// [`crate::collection::prefix`]), before connecting to a server: the
+    /// exchange then offers the documents they name (see
+    /// [`super::collection::Collection::merge_stored`]).
+    pub fn reread_collection(&mut self, records: Vec<(StorageKey, Vec<u8>)>) {
+        let docs = &self.docs;
+        self.collection
+            .merge_stored(records, |id| docs.get(id).is_some_and(|d| d.loaded()));
+        if let Some(sid) = self.collection.storage_id.clone() {
+            self.cfg.metadata.storage_id = Some(sid);
+        }
     }
 
     /// [`Repo::refresh`] every document held (the tab became visible:
@@ -91,6 +125,11 @@ impl Repo {
         if doc.in_flight.is_some() || doc.dirty() || doc.deleting().is_some() {
             // Local work started during the read: merge after it.
             doc.refresh_wanted = true;
+            return true;
+        }
+        if records.is_empty() && !doc.records.is_empty() {
+            // Another writer deleted it: delete what this repo holds too.
+            let _ = self.delete(self.now, &id);
             return true;
         }
         let fresh: Vec<(StorageKey, Vec<u8>)> = records
