@@ -156,7 +156,13 @@ impl WasmRepo {
             closed: RefCell::new(false),
         };
         if !sync.is_empty() {
-            repo.driver.set_sync_servers(sync);
+            // `syncPaused`: another tab may hold the connection for this
+            // database; this one dials only once `goOnline()` is called.
+            let paused = Reflect::get(&options, &"syncPaused".into())
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            repo.driver.set_sync_servers(sync, paused);
         }
         Ok(repo)
     }
@@ -410,26 +416,6 @@ impl WasmRepo {
         self.driver.go_online();
     }
 
-    /// Another tab of this origin committed to the document (a hint from
-    /// its BroadcastChannel message): read its records again and merge
-    /// what is new, reported as a `change` from source "tab". Ignored for a
-    /// document not open here.
-    pub fn refresh(&self, document_id: &str) -> Result<(), JsValue> {
-        self.check_open()?;
-        let id = self.live(document_id)?;
-        self.driver.with_repo(|r| r.refresh(now(), id));
-        Ok(())
-    }
-
-    /// [`WasmRepo::refresh`] every open document (the tab became visible:
-    /// hints may have been missed).
-    #[wasm_bindgen(js_name = refreshAll)]
-    pub fn refresh_all(&self) -> Result<(), JsValue> {
-        self.check_open()?;
-        self.driver.with_repo(|r| r.refresh_all(now()));
-        Ok(())
-    }
-
     /// Send an ephemeral message (e.g. presence) about a document to peers.
     pub fn broadcast(&self, document_id: &str, data: &[u8]) -> Result<(), JsValue> {
         self.check_open()?;
@@ -455,7 +441,7 @@ impl WasmRepo {
         &self.driver
     }
 
-    fn check_open(&self) -> Result<(), JsValue> {
+    pub(crate) fn check_open(&self) -> Result<(), JsValue> {
         if *self.closed.borrow() {
             Err(js_error(ErrorKind::RepoClosed, "the repo is closed"))
         } else {
@@ -465,13 +451,13 @@ impl WasmRepo {
 
     /// Parse an id. (The core refuses documents being deleted; the JS
     /// wrapper marks handles deleted once a delete has succeeded.)
-    fn live(&self, document_id: &str) -> Result<DocumentId, JsValue> {
+    pub(crate) fn live(&self, document_id: &str) -> Result<DocumentId, JsValue> {
         parse_document_id(document_id)
     }
 }
 
 /// Heads given as an array of hex change hashes.
-fn parse_heads(v: &JsValue) -> Result<Vec<automerge::ChangeHash>, JsValue> {
+pub(crate) fn parse_heads(v: &JsValue) -> Result<Vec<automerge::ChangeHash>, JsValue> {
     let bad =
         |detail: String| js_error(ErrorKind::InvalidHeads, &format!("invalid heads: {detail}"));
     let arr = v

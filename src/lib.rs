@@ -5,13 +5,16 @@
 //! engine): IndexedDB storage ([`idb`]), the WebSocket transport ([`net`]),
 //! the event loop that feeds the core its inputs and carries out its effects
 //! ([`driver`]), and the wasm-bindgen exports the npm package wraps
-//! ([`api`], [`ops`], [`identity`]). It builds only for wasm32; on native
+//! ([`api`] and, for several tabs on one database, `api_tabs`; [`ops`],
+//! [`identity`]). It builds only for wasm32; on native
 //! targets it is empty and hosts the workspace's integration tests
 //! (`tests/`). The server is `crates/holdfast-server`, its storage
 //! `crates/holdfast-log`.
 
 #[cfg(target_arch = "wasm32")]
 pub mod api;
+#[cfg(target_arch = "wasm32")]
+mod api_tabs;
 #[cfg(target_arch = "wasm32")]
 pub mod driver;
 #[cfg(target_arch = "wasm32")]

@@ -132,11 +132,15 @@ impl Net {
         }
     }
 
-    /// Start syncing with these servers.
-    pub fn add_servers(&self, servers: Vec<SyncServer>) {
+    /// Start syncing with these servers (`paused`: only once
+    /// [`Net::go_online`] is called).
+    pub fn add_servers(&self, servers: Vec<SyncServer>, paused: bool) {
         self.listen_online();
         {
             let mut inner = self.inner.borrow_mut();
+            if paused {
+                inner.dialer.pause();
+            }
             inner.dialer.set_network(browser_online());
             for s in servers {
                 if let Some(f) = s.connect_url {

@@ -119,8 +119,8 @@ impl<S: Storage + 'static> Driver<S> {
     }
 
     /// Start syncing with these servers.
-    pub fn set_sync_servers(&self, servers: Vec<crate::net::SyncServer>) {
-        self.shared.net.add_servers(servers);
+    pub fn set_sync_servers(&self, servers: Vec<crate::net::SyncServer>, paused: bool) {
+        self.shared.net.add_servers(servers, paused);
     }
 
     /// `"online"` (a sync server is connected), `"connecting"` or `"offline"`.
