@@ -266,10 +266,19 @@ export class Repo {
   /** The newest reset of this repo's database, or null. */
   readonly storageReset: StorageReset | null;
   readonly closed: boolean;
+  /** The sync connection's status. Tabs of one origin on one database
+   * share one connection (held by the `leader` tab); in the others this is
+   * the leader's status, which carries their changes too. */
   readonly status: ConnectionStatus;
-  /** Peers connected now. */
+  /** Peers connected now (in a tab that is not the leader: the leader's). */
   readonly peers: string[];
-  /** Close sync connections until `goOnline()`; local edits go on. */
+  /** Whether this tab holds the sync connection for every tab of its
+   * database (elected with the Web Locks API; where there is none, each
+   * tab holds its own and this is true whenever the repo syncs). */
+  readonly leader: boolean;
+  /** Close sync connections until `goOnline()`; local edits go on. A
+   * leader tab hands the connection to another tab of its database, through
+   * which this tab's changes still reach the server. */
   goOffline(): void;
   goOnline(): void;
   /** Create a document; resolves once its initial state is durable. */

@@ -33,6 +33,7 @@
 // validates input itself.
 
 import { Counter, Text, hydrate, initialOps, recordChangeOn } from "./draft.js";
+import { Tabs } from "./tabs.js";
 
 export { Counter, Text };
 
@@ -164,81 +165,6 @@ export function syncServers(sync) {
 }
 
 // ---------------------------------------------------------------- events
-
-/**
- * The other tabs (and workers) of this origin on the same IndexedDB
- * database. Each commit a tab makes durable is announced on a
- * BroadcastChannel (`holdfast:<database>`: document ids only, never data);
- * a tab told of one reads that document's new records from IndexedDB
- * (`wasmRepo.refresh`) and reports them as a `change` from source "tab".
- * A message is only a hint: IndexedDB holds the truth, and a tab that
- * becomes visible again (or gets focus) reads every open document again,
- * in case messages were lost while it slept or another tab died mid-way.
- */
-class Tabs {
-  #channel;
-  #pending = new Set();
-  #onVisible = null;
-
-  /** null where there is no BroadcastChannel (then nothing is shared live). */
-  static open(database) {
-    if (typeof BroadcastChannel !== "function") return null;
-    const channel = new BroadcastChannel(`holdfast:${database}`);
-    // In node it would keep the process alive until closed.
-    channel.unref?.();
-    return new Tabs(channel);
-  }
-
-  constructor(channel) {
-    this.#channel = channel;
-  }
-
-  listen({ refresh, refreshAll }) {
-    this.#channel.onmessage = (e) => {
-      const ids = e.data?.documentIds;
-      if (!Array.isArray(ids)) return;
-      for (const id of ids) {
-        if (typeof id !== "string") continue;
-        try {
-          refresh(id);
-        } catch {
-          // Not a document id, or the repo closed: nothing to read.
-        }
-      }
-    };
-    if (typeof document === "object" && typeof document.addEventListener === "function") {
-      this.#onVisible = () => {
-        if (document.visibilityState === "visible") refreshAll();
-      };
-      document.addEventListener("visibilitychange", this.#onVisible);
-      globalThis.addEventListener?.("focus", this.#onVisible);
-    }
-  }
-
-  /** `id` is durable here: tell the other tabs, once per task for all ids. */
-  announce(id) {
-    if (this.#pending.size === 0) {
-      queueMicrotask(() => {
-        const documentIds = [...this.#pending];
-        this.#pending.clear();
-        try {
-          this.#channel.postMessage({ documentIds });
-        } catch {
-          // Closed meanwhile.
-        }
-      });
-    }
-    this.#pending.add(id);
-  }
-
-  close() {
-    this.#channel.close();
-    if (this.#onVisible) {
-      document.removeEventListener("visibilitychange", this.#onVisible);
-      globalThis.removeEventListener?.("focus", this.#onVisible);
-    }
-  }
-}
 
 class Emitter {
   #listeners = new Map();
@@ -433,33 +359,55 @@ export class Repo extends Emitter {
   #closed = false;
   #handles = new Map();
   #peers = new Set();
-  /** documentId -> (peerId -> whether that peer's advertised heads cover
-   * ours), for EVERY document the engine reported on, with a handle or not:
-   * the report for a document arriving from a server comes before `find`
-   * resolves (its handle does not exist yet), and coverage then does not
-   * change again, so nothing later would tell the handle. */
+  /** documentId -> (peerId -> { onServer, heads, mirrored }): whether that
+   * peer's advertised heads cover `heads`, for EVERY document the engine
+   * reported on, with a handle or not: the report for a document arriving
+   * from a server comes before `find` resolves (its handle does not exist
+   * yet), and coverage then does not change again, so nothing later would
+   * tell the handle. `mirrored`: reported by the leader tab about its own
+   * heads, so it holds here only where they cover this tab's heads. */
   #coverage = new Map();
+  /** documentId -> the state last told to its handle (for mirrored
+   * coverage, which changes when this tab's heads do). */
+  #told = new Map();
 
   /** @internal "on-server" if a connected peer's heads cover document `id`'s. */
   _syncStateOf(id) {
-    for (const v of this.#coverage.get(id)?.values() ?? []) if (v) return "on-server";
+    for (const v of this.#coverage.get(id)?.values() ?? []) {
+      if (!v.onServer) continue;
+      if (!v.mirrored) return "on-server";
+      try {
+        if (this.#inner.coveredBy(id, v.heads)) return "on-server";
+      } catch {
+        // Closed, or not a document here: not covered.
+      }
+    }
     return "local-only";
   }
 
   /** Record peer `peerId`'s coverage of document `id` (`undefined`: the peer
    * is gone) and tell its handle, if there is one: of every report, and of a
    * peer leaving when that changed the state. */
-  #setCoverage(id, peerId, onServer) {
-    const before = this._syncStateOf(id);
+  #setCoverage(id, peerId, report) {
     let peers = this.#coverage.get(id);
-    if (onServer === undefined) {
+    if (report === undefined) {
       if (!peers?.delete(peerId)) return;
       if (peers.size === 0) this.#coverage.delete(id);
     } else {
       if (!peers) this.#coverage.set(id, (peers = new Map()));
-      peers.set(peerId, onServer);
+      peers.set(peerId, report);
     }
-    if (onServer !== undefined || this._syncStateOf(id) !== before) this.#handles.get(id)?._syncState(peerId);
+    this.#tell(id, peerId, report !== undefined);
+  }
+
+  /** Tell document `id`'s handle its sync state: if `always`, or if it
+   * changed since last told. */
+  #tell(id, peerId, always) {
+    const state = this._syncStateOf(id);
+    const before = this.#told.get(id) ?? "local-only";
+    if (this.#coverage.has(id)) this.#told.set(id, state);
+    else this.#told.delete(id);
+    if (always || state !== before) this.#handles.get(id)?._syncState(peerId);
   }
 
   /**
@@ -480,10 +428,23 @@ export class Repo extends Emitter {
     }
     const mod = _binding ?? (await loadBinding(wasm));
     const urls = syncServers(sync);
-    const inner = await mod.WasmRepo.open({ ...(memory === true ? { memory: true } : { indexedDB }), sync: urls, ...(_compactAfter !== undefined && { compactAfter: _compactAfter }) });
-    // Other tabs of this origin on the same database (see `Tabs`).
+    // Other tabs of this origin on the same database (see `Tabs`): where
+    // they can elect a leader, only the leader connects to the servers.
     const tabs = memory === true ? null : Tabs.open(indexedDB);
-    return new Repo(inner, { syncing: urls.length > 0, tabs });
+    const elect = tabs !== null && urls.length > 0 && Tabs.canElect;
+    let inner;
+    try {
+      inner = await mod.WasmRepo.open({
+        ...(memory === true ? { memory: true } : { indexedDB }),
+        sync: urls,
+        ...(elect && { syncPaused: true }),
+        ...(_compactAfter !== undefined && { compactAfter: _compactAfter }),
+      });
+    } catch (e) {
+      tabs?.close();
+      throw e;
+    }
+    return new Repo(inner, { syncing: urls.length > 0, tabs, elect });
   }
 
   /**
@@ -499,18 +460,30 @@ export class Repo extends Emitter {
 
   #syncing;
   #tabs;
+  /** Whether tabs elect one to hold the sync connection (else each syncs). */
+  #elect;
+  /** goOffline() was called (and goOnline() not since). */
+  #offline = false;
+  /** In a tab that is not the leader: the leader's connection, as it
+   * last reported it (null: no leader known). */
+  #mirror = null;
 
   /** @internal use Repo.open */
-  constructor(inner, { syncing = false, tabs = null } = {}) {
+  constructor(inner, { syncing = false, tabs = null, elect = false } = {}) {
     super();
     this.#inner = inner;
     this.#syncing = syncing;
     this.#tabs = tabs;
+    this.#elect = elect;
     inner.setEventHandler((ev) => this.#dispatch(ev));
-    tabs?.listen({
-      refresh: (id) => !this.#closed && inner.refresh(id),
-      refreshAll: () => !this.#closed && inner.refreshAll(),
-    });
+    tabs?.listen(
+      (msg) => this.#fromTab(msg),
+      () => !this.#closed && inner.refreshAll(),
+    );
+    if (elect) {
+      tabs.post({ type: "hello" });
+      tabs.compete(() => this.#elected());
+    }
     const reset = this.storageReset;
     if (reset?.detectedNow) {
       // After open() resolves and its caller had a chance to subscribe
@@ -548,24 +521,173 @@ export class Repo extends Emitter {
     return this.#closed;
   }
 
-  /** "online" (a sync server is connected), "connecting" or "offline". */
+  /** "online" (a sync server is connected), "connecting" or "offline".
+   * In a tab that is not the leader: the leader's connection, which
+   * carries this tab's changes too. */
   get status() {
-    return this.#closed ? "offline" : this.#inner.status;
+    if (this.#closed || this.#offline) return "offline";
+    if (this.#following) return this.#mirror?.status ?? "connecting";
+    return this.#inner.status;
   }
 
-  /** The ids of the peers connected now. */
+  /** The ids of the peers connected now (in a tab that is not the leader:
+   * the leader's). */
   get peers() {
-    return [...this.#peers];
+    return this.#following ? [...(this.#mirror?.peers ?? [])] : [...this.#peers];
   }
 
-  /** Close the sync connections and stay offline until goOnline(). Local edits go on. */
+  /** Whether this tab holds the sync connection for every tab of this
+   * origin on its database (where tabs cannot elect one, each tab holds its
+   * own: then true whenever the repo syncs). */
+  get leader() {
+    if (!this.#syncing || this.#closed) return false;
+    return this.#elect ? this.#tabs.leader : true;
+  }
+
+  /** Whether another tab holds the sync connection for this one. */
+  get #following() {
+    return this.#elect && !this.#tabs.leader && !this.#offline;
+  }
+
+  /** Close the sync connections and stay offline until goOnline(). Local
+   * edits go on. With several tabs on one database, a leader that goes
+   * offline hands the connection to another tab, and changes made here
+   * still reach the servers through it (they share the database). */
   goOffline() {
-    this._inner().goOffline();
+    const inner = this._inner();
+    if (!this.#elect) {
+      inner.goOffline();
+      return;
+    }
+    if (this.#offline) return;
+    const status = this.status;
+    this.#offline = true;
+    inner.goOffline();
+    this.#tabs.resign();
+    this.#setMirror(null);
+    if (status !== "offline") this.emit("status", { status: "offline" });
   }
 
-  /** Reconnect to the sync servers. */
+  /** Reconnect to the sync servers (or follow the tab that holds them). */
   goOnline() {
-    this._inner().goOnline();
+    const inner = this._inner();
+    if (!this.#elect) {
+      inner.goOnline();
+      return;
+    }
+    if (!this.#offline) return;
+    this.#offline = false;
+    this.emit("status", { status: this.status });
+    this.#tabs.post({ type: "hello" });
+    this.#tabs.compete(() => this.#elected());
+  }
+
+  /** This tab now holds the sync connection for every tab on its database:
+   * take what the others stored since it opened, then connect. */
+  async #elected() {
+    this.#setMirror(null);
+    const inner = this.#inner;
+    try {
+      await inner.rereadCollection();
+      inner.refreshAll();
+    } catch {
+      // Closed meanwhile; or unreadable: the servers' lists still come.
+    }
+    if (this.#closed || !this.#tabs.leader) return;
+    inner.goOnline();
+    this.#tabs.post({ type: "leader" });
+    this.#postState();
+  }
+
+  /** Follow the leader's reports (`null`: none known; forget what the last
+   * one reported). */
+  #setMirror(mirror) {
+    const old = this.#mirror;
+    this.#mirror = mirror;
+    const peers = new Set(mirror?.peers ?? []);
+    for (const peerId of old?.peers ?? []) {
+      if (peers.has(peerId)) continue;
+      for (const id of [...this.#coverage.keys()]) this.#setCoverage(id, peerId, undefined);
+      this.emit("peer", { peerId, connected: false });
+    }
+    const before = new Set(old?.peers ?? []);
+    for (const peerId of peers) if (!before.has(peerId)) this.emit("peer", { peerId, connected: true });
+    if ((old?.status ?? "connecting") !== (mirror?.status ?? "connecting") && this.#following) {
+      this.emit("status", { status: this.status });
+    }
+  }
+
+  /** The leader tells the others its connection. */
+  #postState() {
+    if (!this.#tabs?.leader) return;
+    this.#tabs.post({ type: "state", status: this.#inner.status, peers: [...this.#peers] });
+  }
+
+  /** The leader tells the others every coverage report it holds. */
+  #postCoverage() {
+    const entries = [];
+    for (const [id, peers] of this.#coverage) {
+      for (const [peerId, v] of peers) if (!v.mirrored) entries.push([id, peerId, v.onServer, v.heads]);
+    }
+    if (entries.length > 0) this.#tabs.post({ coverage: entries });
+  }
+
+  /** A message from another tab on this database (see `Tabs`). */
+  #fromTab(msg) {
+    if (this.#closed) return;
+    const inner = this.#inner;
+    const leader = this.#tabs.leader;
+    const ids = (list) => (Array.isArray(list) ? list.filter((id) => typeof id === "string") : []);
+    for (const id of ids(msg.documentIds)) {
+      let held = false;
+      try {
+        held = inner.refresh(id);
+      } catch {
+        continue; // not a document id
+      }
+      // The leader syncs what any tab stores: it opens the document.
+      if (!held && leader) inner.find(id).catch(() => {});
+    }
+    for (const id of ids(msg.deleted)) {
+      try {
+        inner.refresh(id);
+      } catch {
+        // Not a document id.
+      }
+    }
+    if (leader) for (const id of ids(msg.find)) inner.find(id).catch(() => {});
+    if (leader) {
+      if (msg.type === "hello") {
+        this.#postState();
+        this.#postCoverage();
+      }
+      return;
+    }
+    if (!this.#elect || this.#offline) return;
+    switch (msg.type) {
+      case "leader":
+        // Its connection is new: forget what the last leader reported,
+        // and have it open what this tab holds, in case a hint was lost.
+        this.#setMirror({ status: "connecting", peers: [] });
+        for (const id of inner.documents()) this.#tabs.hint("documentIds", id);
+        return;
+      case "bye":
+        this.#setMirror(null);
+        return;
+      case "state":
+        if (typeof msg.status === "string") this.#setMirror({ status: msg.status, peers: ids(msg.peers) });
+        return;
+      default:
+        break;
+    }
+    if (Array.isArray(msg.coverage)) {
+      for (const e of msg.coverage) {
+        const [id, peerId, onServer, heads] = Array.isArray(e) ? e : [];
+        if (typeof id !== "string" || typeof peerId !== "string" || !Array.isArray(heads)) continue;
+        if (!this.#mirror?.peers.includes(peerId)) continue;
+        this.#setCoverage(id, peerId, { onServer: onServer === true, heads, mirrored: true });
+      }
+    }
   }
 
   /** @internal */
@@ -593,7 +715,11 @@ export class Repo extends Emitter {
   /** Open a document by URL (or id), from storage or from peers. */
   async find(url) {
     const id = parseUrl(url);
-    await this._inner().find(id);
+    const found = this._inner().find(id);
+    // The leader tab asks the servers; what it gets reaches this tab
+    // through the database.
+    if (this.#following) this.#tabs.hint("find", id);
+    await found;
     return this.#handle(id);
   }
 
@@ -627,18 +753,26 @@ export class Repo extends Emitter {
   async close() {
     if (this.#closed) return;
     this.#closed = true;
-    this.#tabs?.close();
+    // Another tab takes the connection over at once.
+    this.#tabs?.resign();
     for (const h of this.#handles.values()) h._cancelSync(error("RepoClosedError", "the repo was closed before a sync server had the document"));
-    await this.#inner.close();
+    try {
+      await this.#inner.close();
+    } finally {
+      // After the last commits, so that their hints go out.
+      this.#tabs?.close();
+    }
   }
 
   #dispatch(ev) {
     switch (ev?.type) {
       case "change": {
-        if (this.#closed) return;
         // Durable here: other tabs on this database read it (a change
         // they read themselves, source "tab", is not announced again).
-        if (ev.source !== "tab") this.#tabs?.announce(ev.documentId);
+        if (ev.source !== "tab") this.#tabs?.hint("documentIds", ev.documentId);
+        if (this.#closed) return;
+        // This tab's heads moved: coverage the leader reported may hold now.
+        if (this.#coverage.has(ev.documentId)) this.#tell(ev.documentId, undefined, false);
         if (this.listenerCount("change") > 0) {
           this.emit("change", { documentId: ev.documentId, url: toUrl(ev.documentId), heads: ev.heads, source: ev.source });
         }
@@ -671,7 +805,8 @@ export class Repo extends Emitter {
         return;
       }
       case "sync-state": {
-        this.#setCoverage(ev.documentId, ev.peerId, ev.onServer);
+        this.#setCoverage(ev.documentId, ev.peerId, { onServer: ev.onServer, heads: ev.heads, mirrored: false });
+        if (this.#tabs?.leader) this.#tabs.hint("coverage", [ev.documentId, ev.peerId, ev.onServer, ev.heads]);
         return;
       }
       case "peer": {
@@ -680,11 +815,23 @@ export class Repo extends Emitter {
           this.#peers.delete(ev.peerId);
           for (const id of [...this.#coverage.keys()]) this.#setCoverage(id, ev.peerId, undefined);
         }
-        this.emit("peer", { peerId: ev.peerId, connected: ev.connected });
+        this.#postState();
+        if (!this.#following) this.emit("peer", { peerId: ev.peerId, connected: ev.connected });
         return;
       }
       case "status": {
-        this.emit("status", { status: ev.status });
+        this.#postState();
+        if (!this.#following && !this.#offline) this.emit("status", { status: ev.status });
+        return;
+      }
+      case "deleted": {
+        // Another tab deleted it, or this one did: tell the others.
+        this.#tabs?.hint("deleted", ev.documentId);
+        const h = this.#handles.get(ev.documentId);
+        this.#handles.delete(ev.documentId);
+        this.#coverage.delete(ev.documentId);
+        this.#told.delete(ev.documentId);
+        if (h && !h.isDeleted) h._deleted();
         return;
       }
       case "ephemeral": {
