@@ -44,7 +44,7 @@ const LONG = 180_000; // bound of one page call (a workload), reached only on a 
 const runs = (w) => !ONLY || ONLY.has(w);
 // W7 and W9 drive native clients against the servers: without a workload of
 // the pages, neither the site nor Chromium is needed.
-const BROWSER = ["W1", "W2", "W3", "W4", "W5", "W5B", "W6", "D1"].some(runs);
+const BROWSER = ["W1", "W2", "W3", "W4", "W5", "W5B", "W6", "W10", "D1"].some(runs);
 const log = (...a) => console.error("bench:", ...a);
 
 // ---------------------------------------------------------------- what is measured
@@ -290,6 +290,38 @@ const typesLine = (types) =>
 /** `{ url: heads }` → `{ documentId: heads }` (what the automerge-repo server's wait takes). */
 const byId = (heads) => Object.fromEntries(Object.entries(heads).map(([u, h]) => [u.replace(/^automerge:/, ""), h]));
 
+/** W10: two tabs of one profile on one database, no server: tab A makes
+ * 100 changes one at a time; for each, the time from A's change call (and,
+ * for holdfast, from its durable report) to the `change` event in tab B.
+ * automerge-repo's tabs use its BroadcastChannel network adapter: B hears
+ * of a change before A has saved it. */
+async function w10(context, base, system, rep, out) {
+  const [a, b] = [await openBenchPage(context, base, system), await openBenchPage(context, base, system)];
+  const db = freshDb(system, "w10");
+  const open = system === "holdfast" ? "open" : "w10open";
+  await call(a, open, { db, sync: null });
+  await call(b, open, { db, sync: null });
+  const url = await call(a, "w10create");
+  await call(b, "w10listen", url);
+  const fromChange = [];
+  const fromDurable = [];
+  for (let i = 1; i <= 100; i++) {
+    const { start, durable } = await call(a, "w10change", url, i);
+    const h = await within(
+      b.waitForFunction((i) => window.bench.w10seen(i), i, { polling: 1, timeout: 10_000 }),
+      `W10: tab B to see change ${i}`,
+    );
+    const seen = await h.jsonValue();
+    fromChange.push(seen - start);
+    fromDurable.push(seen - durable);
+  }
+  await b.close();
+  await dropDb(context, base, system, a, db);
+  const q = (xs, p) => quantile(xs, p);
+  out.W10[system].push({ p50: q(fromChange, 0.5), p99: q(fromChange, 0.99), durableP50: q(fromDurable, 0.5), durableP99: q(fromDurable, 0.99) });
+  log(`${system} rep ${rep}: W10 change in A -> event in B p50 ${fmt(q(fromChange, 0.5), 1)} ms, p99 ${fmt(q(fromChange, 0.99), 1)} ms`);
+}
+
 /** W5: 1,000 documents on the server; offline, change 10, reconnect. */
 async function w5(context, base, system, rep, out) {
   const dir = mkdtempSync(join(tmpdir(), `bench-w5-${system}-`));
@@ -492,6 +524,10 @@ function rows(out) {
     r.push({ w: "W3", metric: "IndexedDB bytes", h: hb, a: ab, better: "lower" });
   }
   row("W4", "find 1,000 docs after reload: ms", "ms", "lower", 0.3);
+  row("W10", "two tabs: change in A -> change event in B, p50 ms", "p50", "lower");
+  row("W10", "p99 ms", "p99", "lower");
+  row("W10", "from durable in A: p50 ms (automerge-repo: B may hear before A saved)", "durableP50", "lower");
+  row("W10", "from durable in A: p99 ms", "durableP99", "lower");
   row("W5", "reconnect, 10 of 1,000 changed: ms to server durable", "ms", "lower", 0.2);
   row("W5", "bytes sent", "sentBytes", "lower", 0.05);
   row("W5", "bytes received", "receivedBytes", "lower", 1.0);
@@ -603,7 +639,7 @@ function table(out) {
 
 async function main() {
   const started = Date.now();
-  const out = { W1: {}, W2: {}, W3: {}, W4: {}, W5: {}, D1: {} };
+  const out = { W1: {}, W2: {}, W3: {}, W4: {}, W5: {}, W10: {}, D1: {} };
   for (const w of Object.keys(out)) for (const s of SYSTEMS) out[w][s] = [];
   out.W5b = {}; // { n: { holdfast: [...], automerge: [...] } }
 
@@ -647,6 +683,9 @@ async function main() {
       }
       if (runs("W5B")) {
         for (const n of W5B_N) for (const s of SYSTEMS) await w5b(context, web.http, s, n, out);
+      }
+      if (runs("W10")) {
+        for (let rep = 0; rep < REPS; rep++) for (const s of SYSTEMS) await w10(context, web.http, s, rep, out);
       }
     } finally {
       await context.close();

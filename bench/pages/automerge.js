@@ -6,6 +6,7 @@ import { Repo, initializeWasm } from "@automerge/automerge-repo/slim";
 import * as Automerge from "@automerge/automerge/slim";
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { BroadcastChannelNetworkAdapter } from "@automerge/automerge-repo-network-broadcastchannel";
 import { idbStats } from "./common.js";
 
 await initializeWasm(new URL("automerge.wasm", import.meta.url));
@@ -27,8 +28,41 @@ async function createDurable(initial) {
   return h;
 }
 
+const abs = () => performance.timeOrigin + performance.now();
+
 const bench = {
   ready: false,
+
+  // W10: two tabs of one profile on one database, each a Repo with the
+  // IndexedDB storage and the BroadcastChannel network adapters (how
+  // automerge-repo shares between tabs).
+  async w10open({ db }) {
+    dbName = db;
+    repo = new Repo({ storage: new IndexedDBStorageAdapter(db), network: [new BroadcastChannelNetworkAdapter()] });
+    await repo.storageId();
+    return {};
+  },
+  async w10create() {
+    return (await createDurable({ n: 0 })).url;
+  },
+  async w10listen(url) {
+    const h = await repo.find(url);
+    window.w10handle = h;
+    window.w10 = [];
+    h.on("change", ({ doc }) => window.w10.push({ t: abs(), n: doc.n }));
+  },
+  async w10change(url, i) {
+    const h = window.w10handle ?? (window.w10handle = await repo.find(url));
+    const start = abs();
+    h.change((d) => {
+      d.n = i;
+    });
+    await durable([h]);
+    return { start, durable: abs() };
+  },
+  w10seen(i) {
+    return window.w10.find((x) => x.n >= i)?.t ?? null;
+  },
 
   async open({ db, sync }) {
     dbName = db;

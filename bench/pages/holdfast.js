@@ -24,9 +24,33 @@ async function create(initial) {
   return h;
 }
 
+const abs = () => performance.timeOrigin + performance.now();
+
 const bench = {
   ready: false,
   system: "holdfast",
+
+  // W10 (two tabs of one profile on one database, no server): the writer
+  // changes, the reader records when each `change` event arrives.
+  async w10create() {
+    return (await create({ n: 0 })).url;
+  },
+  async w10listen(url) {
+    const h = await find(url);
+    window.w10 = [];
+    h.on("change", (e) => window.w10.push({ t: abs(), n: e.doc.n }));
+  },
+  async w10change(url, i) {
+    const h = await find(url);
+    const start = abs();
+    await h.change((d) => {
+      d.n = i;
+    });
+    return { start, durable: abs() };
+  },
+  w10seen(i) {
+    return window.w10.find((x) => x.n >= i)?.t ?? null;
+  },
 
   async open({ db, sync = null }) {
     if (repo) throw new Error("a repo is already open in this page");
