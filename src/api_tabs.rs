@@ -3,6 +3,7 @@
 //! committed, whether the leader tab's acknowledged heads cover this tab's,
 //! and the index read again by a tab that takes the sync connection over.
 
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
 use crate::api::{parse_heads, WasmRepo};
@@ -31,10 +32,12 @@ impl WasmRepo {
         Ok(self.driver().with_repo(|r| r.covered_by(&id, &heads)))
     }
 
-    /// Read the collection index again (other tabs wrote to it), before
-    /// this tab connects to a server on behalf of all of them.
+    /// Read the collection index again (other tabs wrote to it): before
+    /// this tab connects to a server on behalf of all of them, and while
+    /// it does. Resolves with the ids of documents not open here whose
+    /// stored heads are new to this tab.
     #[wasm_bindgen(js_name = rereadCollection)]
-    pub async fn reread_collection(&self) -> Result<(), JsValue> {
+    pub async fn reread_collection(&self) -> Result<Array, JsValue> {
         self.check_open()?;
         let records = self
             .driver()
@@ -42,7 +45,21 @@ impl WasmRepo {
             .range(&holdfast_core::collection::prefix())
             .await
             .map_err(|e| storage_error(&e))?;
-        self.driver().with_repo(|r| r.reread_collection(records));
+        let changed = self.driver().with_repo(|r| r.reread_collection(records));
+        Ok(changed
+            .iter()
+            .map(|id| JsValue::from_str(&id.to_string()))
+            .collect())
+    }
+
+    /// The tab holding the sync connection found no server with the
+    /// document: a find here waiting for one fails now.
+    #[wasm_bindgen(js_name = unavailableElsewhere)]
+    pub fn unavailable_elsewhere(&self, document_id: &str) -> Result<(), JsValue> {
+        self.check_open()?;
+        let id = self.live(document_id)?;
+        self.driver()
+            .with_repo(|r| r.unavailable_elsewhere(now(), id));
         Ok(())
     }
 

@@ -294,7 +294,11 @@ fn a_tab_rereads_the_index_other_tabs_wrote() {
     pump(&mut b, &mut image);
     assert_eq!(a.indexed_heads(&only_b), None);
     let stored = image.range(&holdfast_core::collection::prefix());
-    a.reread_collection(stored);
+    assert_eq!(a.reread_collection(stored.clone()), vec![only_b]);
+    assert!(
+        a.reread_collection(stored).is_empty(),
+        "nothing new the second time"
+    );
     assert_eq!(
         a.indexed_heads(&only_b),
         b.indexed_heads(&only_b),
@@ -318,4 +322,24 @@ fn a_tab_rereads_the_index_other_tabs_wrote() {
         b.config().metadata.storage_id,
         c.config().metadata.storage_id
     );
+}
+
+#[test]
+fn a_find_fails_when_the_tab_holding_the_connection_found_nothing() {
+    let mut image = Image::default();
+    let mut a = {
+        let mut cfg = RepoConfig::new("tab-1", [1; 16], "session");
+        cfg.find_timeout_ms = 30_000;
+        Repo::new(cfg)
+    };
+    let id = DocumentId([16; 16]);
+    let find = a.find(T, id);
+    let p = pump(&mut a, &mut image);
+    assert!(p.events.is_empty(), "the find waits for peers");
+    a.unavailable_elsewhere(T, id);
+    let p = pump(&mut a, &mut image);
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        Event::FindFailed { find: f, error: FindError::Unavailable, .. } if *f == find
+    )));
 }

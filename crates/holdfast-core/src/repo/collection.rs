@@ -205,7 +205,8 @@ impl Collection {
     }
 
     /// Records another writer of the store wrote under
-    /// [`collection::prefix`] since they were read: entries of documents
+    /// [`collection::prefix`] since they were read (returns the documents
+    /// whose stored heads are new here): entries of documents
     /// not loaded here are taken as stored (a loaded document's entry
     /// follows its durable heads, see [`Collection::adopt`]); cursors and
     /// sequence numbers take the larger value; the stored storage id wins
@@ -214,7 +215,8 @@ impl Collection {
         &mut self,
         records: Vec<(crate::storage::StorageKey, Vec<u8>)>,
         loaded: impl Fn(&DocumentId) -> bool,
-    ) {
+    ) -> Vec<DocumentId> {
+        let mut changed = Vec::new();
         for (key, value) in records {
             match Record::parse(&key, &value) {
                 Some(Ok(Record::Entry(id, e))) => {
@@ -223,6 +225,10 @@ impl Collection {
                         continue;
                     }
                     let mut e = e;
+                    let old_heads = self.entries.get(&id).map(|o| &o.heads);
+                    if !e.heads.is_empty() && old_heads != Some(&e.heads) {
+                        changed.push(id);
+                    }
                     if let Some(old) = self.entries.get(&id) {
                         self.by_seq.remove(&old.seq);
                         if self.stale.contains(&id) {
@@ -251,6 +257,7 @@ impl Collection {
             }
         }
         self.next_seq = self.next_seq.max(self.durable_seq + 1);
+        changed
     }
 
     /// Forget a document that is not in storage after all.

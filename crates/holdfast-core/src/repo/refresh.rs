@@ -59,15 +59,34 @@ impl Repo {
 
     /// Take the collection index records another writer of this store
     /// wrote since it was read (`records`: the range under
-    /// [`crate::collection::prefix`]), before connecting to a server: the
-    /// exchange then offers the documents they name (see
-    /// [`super::collection::Collection::merge_stored`]).
-    pub fn reread_collection(&mut self, records: Vec<(StorageKey, Vec<u8>)>) {
+    /// [`crate::collection::prefix`]): before connecting to a server, so
+    /// that the exchange offers the documents they name (see
+    /// [`super::collection::Collection::merge_stored`]). Returns the
+    /// documents not held here whose stored heads are new to this repo:
+    /// while connected, the caller opens them so that they sync (their
+    /// writer's hint may have been lost).
+    pub fn reread_collection(&mut self, records: Vec<(StorageKey, Vec<u8>)>) -> Vec<DocumentId> {
         let docs = &self.docs;
-        self.collection
+        let changed = self
+            .collection
             .merge_stored(records, |id| docs.get(id).is_some_and(|d| d.loaded()));
         if let Some(sid) = self.collection.storage_id.clone() {
             self.cfg.metadata.storage_id = Some(sid);
+        }
+        changed
+    }
+
+    /// The writer holding the sync connection for this store found no
+    /// peer with `id`: a find here that waits for peers fails now, as the
+    /// find deadline would have failed it.
+    pub fn unavailable_elsewhere(&mut self, now: Timestamp, id: DocumentId) {
+        self.now = now;
+        if self
+            .docs
+            .get(&id)
+            .is_some_and(|d| d.find_deadline().is_some() && !d.findable())
+        {
+            self.fail_finds(id, self.unavailable());
         }
     }
 
