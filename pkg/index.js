@@ -587,14 +587,18 @@ export class Repo extends Emitter {
   async #elected() {
     this.#setMirror(null);
     const inner = this.#inner;
+    let stored = [];
     try {
-      await inner.rereadCollection();
+      stored = await inner.rereadCollection();
       inner.refreshAll();
     } catch {
       // Closed meanwhile; or unreadable: the servers' lists still come.
     }
     if (this.#closed || !this.#tabs.leader) return;
     inner.goOnline();
+    // What other tabs stored since this one opened: a holdfast server's
+    // exchange would offer it anyway, any other server only once open.
+    for (const id of stored) inner.find(id).catch(() => {});
     this.#tabs.post({ type: "leader" });
     this.#postState();
   }
@@ -614,6 +618,17 @@ export class Repo extends Emitter {
     for (const peerId of peers) if (!before.has(peerId)) this.emit("peer", { peerId, connected: true });
     if ((old?.status ?? "connecting") !== (mirror?.status ?? "connecting") && this.#following) {
       this.emit("status", { status: this.status });
+    }
+  }
+
+  /** The leader opens the documents other tabs stored that it has not
+   * heard of (their hints lost: a tab that crashed right after a commit),
+   * so that they sync. */
+  async #openStored() {
+    try {
+      for (const id of await this.#inner.rereadCollection()) this.#inner.find(id).catch(() => {});
+    } catch {
+      // Closed, or the index unreadable: the next election reads it again.
     }
   }
 
@@ -655,13 +670,27 @@ export class Repo extends Emitter {
         // Not a document id.
       }
     }
-    if (leader) for (const id of ids(msg.find)) inner.find(id).catch(() => {});
     if (leader) {
+      for (const id of ids(msg.find)) {
+        inner.find(id).catch((e) => {
+          // No server has it: the asking tab's find need not wait longer.
+          if (e?.name === "DocumentUnavailableError") this.#tabs.hint("unavailable", id);
+        });
+      }
       if (msg.type === "hello") {
         this.#postState();
         this.#postCoverage();
+        // The tab may have crashed before its last hints went out.
+        this.#openStored();
       }
       return;
+    }
+    for (const id of ids(msg.unavailable)) {
+      try {
+        inner.unavailableElsewhere(id);
+      } catch {
+        // Not a document id, or closed.
+      }
     }
     if (!this.#elect || this.#offline) return;
     switch (msg.type) {

@@ -10,7 +10,8 @@
  * Every message is a hint; IndexedDB holds the truth:
  * - `{ documentIds }`: the sender made commits to these documents durable.
  * - `{ deleted }`: the sender deleted these documents.
- * - `{ type: "hello" }`: a tab opened; the leader answers with its state.
+ * - `{ type: "hello" }`: a tab opened; the leader answers with its state,
+ *   and opens what the index lists that it has not heard of.
  * - `{ type: "leader" }`: the sender just became the leader.
  * - `{ type: "bye" }`: the leader stepped down (closed or went offline).
  * - `{ type: "state", status, peers }`: the leader's connection.
@@ -19,6 +20,8 @@
  *   about).
  * - `{ find: [documentId] }`: a tab wants these documents from the
  *   servers; the leader finds them (they reach the tab through IndexedDB).
+ * - `{ unavailable: [documentId] }`: the leader's servers do not have
+ *   them; a find waiting for them fails.
  */
 export class Tabs {
   #channel;

@@ -6,7 +6,8 @@
 // crashes, another tab takes the connection over; the time from the close
 // to a change of a remaining tab being on the server is measured, printed
 // and held to 5 s. A document deleted in one tab is reported deleted in
-// the others.
+// the others. A document a tab stored without a hint reaching the leader
+// syncs once another tab opens.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, launchBrowser, openPage, openPageIn, call, waitIn, eventually, within } from "./harness.mjs";
@@ -108,6 +109,24 @@ test("tabs share one connection; when the leader closes or crashes another takes
   });
   await call(f2, (url) => hf.find(url), other, "a follower to find a document through the leader");
   assert.equal(await call(f2, (url) => hf.doc(url).from, other), "reader");
+  // ... and one nobody has: the leader's answer fails it, long before the
+  // find's own 30 s deadline.
+  const missing = await call(
+    f1,
+    async () => {
+      const t0 = performance.now();
+      try {
+        await hf.find("automerge:2hDChH3s9dpeV6d925te7G5c39Wi");
+        return { ok: true };
+      } catch (e) {
+        return { name: e.name, ms: performance.now() - t0 };
+      }
+    },
+    undefined,
+    "a follower's find of a document no one has",
+  );
+  assert.equal(missing.name, "DocumentUnavailableError", JSON.stringify(missing));
+  assert.ok(missing.ms < 10_000, `the find took ${missing.ms} ms`);
 
   // The leader closes: another tab takes over.
   const takeovers = [];
@@ -146,6 +165,37 @@ test("a tab that goes offline hands the connection over; its changes still reach
   await waitIn(reader, (url) => hf.doc(url).last === "offline tab", url, "the reader to see the offline tab's change");
   await call(leader, () => hf.goOnline());
   await waitIn(leader, () => hf.status() === "online", undefined, "the tab back online (following)");
+  await context.close();
+  await reader.context().close();
+  await eventually("the server to hold no connection", async () => (await connections()) === 0);
+});
+
+test("what a tab stored without a hint reaches the server once another tab opens", { timeout: 60_000 }, async () => {
+  const { context, pages } = await tabs(1, "tabs-lost-hint");
+  const [leader] = pages;
+  await leaderOf(pages, "at start");
+  // A tab whose hints never arrive (no BroadcastChannel, as in a crash
+  // right after its commit): it stores a document and closes.
+  const silent = await openPageIn(await context.newPage(), server.http);
+  const url = await call(silent, async (db) => {
+    delete window.BroadcastChannel;
+    await hf.open(db);
+    const url = await hf.create({ from: "silent" });
+    await hf.close();
+    return url;
+  }, "tabs-lost-hint");
+  await silent.close();
+  const reader = await openPage(browser, server.http);
+  await call(reader, (ws) => hf.open("tabs-lost-hint-reader", [ws]), server.ws, "the reader to open");
+  // A tab opens: the leader reads the index again and opens what is new.
+  const late = await openPageIn(await context.newPage(), server.http);
+  await call(late, ([db, ws]) => hf.open(db, [ws]), ["tabs-lost-hint", server.ws]);
+  // (The server answers a find at once: ask until it has it.)
+  await eventually("the reader to find the silent tab's document on the server", () =>
+    call(reader, (url) => hf.find(url).then(() => true, () => false), url),
+  );
+  assert.equal(await call(reader, (url) => hf.doc(url).from, url), "silent");
+  assert.equal(await call(leader, () => hf.leader()), true);
   await context.close();
   await reader.context().close();
   await eventually("the server to hold no connection", async () => (await connections()) === 0);
