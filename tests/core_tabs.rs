@@ -276,6 +276,59 @@ fn a_compaction_in_one_tab_is_not_a_delete_in_the_others() {
     assert!(!deleted(&p, id));
     assert_eq!(get(&b, &id, "k"), Some(7), "B merged A's snapshot");
     assert!(!image.doc(&id).is_empty());
+    // Nothing new since: still not a delete (what vanished left B's list).
+    b.refresh(T, id);
+    assert!(!deleted(&pump(&mut b, &mut image), id));
+    assert_eq!(get(&b, &id, "k"), Some(7));
+}
+
+#[test]
+fn a_snapshot_read_before_the_deletes_it_covers_is_not_a_delete() {
+    let mut image = Image::default();
+    let (mut a, mut b) = (tab(1), tab(2));
+    let id = DocumentId([18; 16]);
+    shared_doc(&mut a, &mut b, &mut image, id);
+    // A's compaction is two commits (its snapshot, then the deletes it
+    // covers); B reads storage after each of A's commits.
+    for i in 2..12 {
+        set(&mut a, &id, "k", i);
+        while let Some(e) = a.poll_effect() {
+            if let Effect::Commit { task, commit } = e {
+                image.apply(&commit);
+                a.commit_done(T, task, Ok(()));
+                b.refresh(T, id);
+                let p = pump(&mut b, &mut image);
+                assert!(!deleted(&p, id), "B took A's compaction for a delete");
+            }
+        }
+    }
+    assert_eq!(get(&b, &id, "k"), Some(11));
+}
+
+#[test]
+fn a_commit_racing_a_delete_in_another_tab_is_deleted_with_it() {
+    let mut image = Image::default();
+    let (mut a, mut b) = (tab(1), tab(2));
+    let id = DocumentId([17; 16]);
+    shared_doc(&mut a, &mut b, &mut image, id);
+    // B's commit is in flight while A's delete lands.
+    set(&mut b, &id, "k", 2);
+    let (task, commit) = loop {
+        match b.poll_effect() {
+            Some(Effect::Commit { task, commit }) => break (task, commit),
+            Some(_) => {}
+            None => panic!("B commits"),
+        }
+    };
+    a.delete(T, &id).unwrap();
+    pump(&mut a, &mut image);
+    b.refresh(T, id);
+    image.apply(&commit);
+    b.commit_done(T, task, Ok(()));
+    assert_eq!(image.doc(&id).len(), 1, "only B's late record is left");
+    let p = pump(&mut b, &mut image);
+    assert!(deleted(&p, id), "B notices the delete");
+    assert!(image.doc(&id).is_empty(), "and removes its leftover");
 }
 
 #[test]

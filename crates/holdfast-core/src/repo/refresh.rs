@@ -18,11 +18,17 @@
 //! - Merged records join `records`, so compaction may cover and delete
 //!   them (they are in `durable`); records another writer added since are
 //!   not in `records` and are never deleted here.
-//! - A document is taken as deleted by another writer only when the read
-//!   finds no record under its prefix at all while this repo had read or
-//!   written some (a compaction elsewhere always leaves its snapshot). It
-//!   is then deleted here too, through the ordinary delete path, and
-//!   reported with [`Event::DocDeleted`].
+//! - A document is taken as deleted by another writer only when records
+//!   this repo read or wrote are gone and no snapshot is left under its
+//!   prefix, nor anything but incremental chunks: records are deleted
+//!   only by a delete or once a snapshot covers them, and a compaction's
+//!   snapshot stays until a later snapshot replaces it (a quarantined
+//!   record moves to a quarantine key, which also rules a delete out). A
+//!   delete leaves nothing, or increments committed since, racing it. The
+//!   document is then deleted here too, through the ordinary delete path
+//!   (which also removes such leftovers), and reported with
+//!   [`Event::DocDeleted`]. Records gone under a snapshot leave `records`,
+//!   so that they do not look deleted on a later read.
 //! - The collection entry of a merged document takes the merged heads:
 //!   they are durable in the shared store, and a leader that connects
 //!   later offers the document if its server has not acknowledged them.
@@ -30,8 +36,9 @@
 use super::types::*;
 use super::Repo;
 use crate::id::DocumentId;
-use crate::storage::{verify_chunk, RecordKind, StorageError, StorageKey};
+use crate::storage::{verify_chunk, ChunkKind, RecordKind, StorageError, StorageKey};
 use automerge::ChangeHash;
+use std::collections::BTreeSet;
 
 impl Repo {
     /// Another writer of this repo's store may have committed to `id`:
@@ -146,10 +153,22 @@ impl Repo {
             doc.refresh_wanted = true;
             return true;
         }
-        if records.is_empty() && !doc.records.is_empty() {
-            // Another writer deleted it: delete what this repo holds too.
+        let stored: BTreeSet<&StorageKey> = records.iter().map(|(k, _)| k).collect();
+        let gone = doc.records.keys().any(|k| !stored.contains(k));
+        let increments_only = stored
+            .iter()
+            .all(|k| k.kind() == RecordKind::Chunk(ChunkKind::Incremental));
+        if gone && increments_only {
+            // Records this repo read or wrote vanished and no snapshot
+            // covers them: another writer deleted the document (what is
+            // left was committed since, racing the delete). Delete it here
+            // too.
             let _ = self.delete(self.now, &id);
             return true;
+        }
+        if gone {
+            // Covered by another writer's snapshot and deleted by it.
+            doc.records.retain(|k, _| stored.contains(k));
         }
         let fresh: Vec<(StorageKey, Vec<u8>)> = records
             .into_iter()
