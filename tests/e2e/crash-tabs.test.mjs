@@ -5,6 +5,7 @@
 // compaction that follows). SIGKILL the browser (and its storage process)
 // after a seeded random delay, relaunch on the same profile: every change
 // either tab was told is durable must be there, in every round's documents.
+// In half of the rounds both tabs compact after every 4 records.
 //
 // Each round: launch Chromium (owned, so we can kill it), open two pages
 // of its one context on the test page (no sync server: the data can only
@@ -39,15 +40,17 @@ after(async () => {
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
-/** A page of `o`'s context with `reported(url, key)` exposed, repo open. */
-async function tabOf(o, reported) {
+/** A page of `o`'s context with `reported(url, key)` exposed, repo open
+ * (compacting after every `compactAfter` records, if given). */
+async function tabOf(o, reported, compactAfter) {
   const page = await o.context.newPage();
   await page.exposeFunction("reported", (url, key) => {
     if (!reported.has(url)) reported.set(url, new Set());
     reported.get(url).add(key);
   });
   await openPageIn(page, server.http);
-  const opened = await call(page, (db) => hf.open(db), DB, "the repo to open");
+  const options = compactAfter ? { _compactAfter: compactAfter } : {};
+  const opened = await call(page, ([db, options]) => hf.open(db, [], options), [DB, options], "the repo to open");
   assert.equal(opened.durability, "strict");
   return page;
 }
@@ -81,8 +84,12 @@ test(`two tabs writing one database, ${ROUNDS} browser kills: every change repor
   let total = 0;
   for (let round = 1; round <= ROUNDS; round++) {
     const o = await launchOwnedChromium(profile);
+    // In half of the rounds (seeded) both tabs compact after every 4
+    // records: each reads snapshots the other wrote, between their commit
+    // and the commit deleting what they cover.
+    const compactAfter = random() < 0.5 ? 4 : undefined;
     try {
-      const a = await tabOf(o, reported);
+      const a = await tabOf(o, reported, compactAfter);
       // What earlier rounds reported is all there.
       for (const [url, keys] of reported) {
         await call(a, (url) => hf.find(url), url, `round ${round}: find ${url}`);
@@ -91,7 +98,7 @@ test(`two tabs writing one database, ${ROUNDS} browser kills: every change repor
       }
       if (!shared) shared = await call(a, () => hf.create({ shared: true }), undefined, "the shared document");
       else await call(a, (url) => hf.find(url), shared, "A to find the shared document");
-      const b = await tabOf(o, reported);
+      const b = await tabOf(o, reported, compactAfter);
       await call(b, (url) => hf.find(url), shared, "B to find the shared document");
       const ownA = await call(a, () => hf.create({}), undefined, "A's own document");
       const ownB = await call(b, () => hf.create({}), undefined, "B's own document");
@@ -106,7 +113,7 @@ test(`two tabs writing one database, ${ROUNDS} browser kills: every change repor
       await new Promise((r) => setTimeout(r, delay)); // the kill's seeded moment
       await o.kill();
       total = [...reported.values()].reduce((s, k) => s + k.size, 0);
-      console.log(`round ${round}: ${total - before} changes reported, killed ${delay.toFixed(0)} ms into writing`);
+      console.log(`round ${round}: ${total - before} changes reported, killed ${delay.toFixed(0)} ms into writing${compactAfter ? ", compacting" : ""}`);
     } catch (e) {
       await o.kill().catch(() => {});
       throw e;
