@@ -42,7 +42,7 @@ use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash};
 
 use crate::id::DocumentId;
-use crate::storage::StorageReset;
+use crate::storage::{StorageKey, StorageReset};
 use crate::wire::PeerId;
 use doc::{Doc, Item, Pending, Phase};
 pub use types::*;
@@ -90,8 +90,8 @@ pub struct Repo {
     /// Peers waiting for documents nobody stores here (see `wanted`).
     wanted: wanted::Wanted,
     /// Reads of documents' records again for another writer's commits
-    /// (see `refresh`), by task.
-    refreshes: BTreeMap<TaskId, DocumentId>,
+    /// (see `refresh`), by task, with the records known when each started.
+    refreshes: BTreeMap<TaskId, (DocumentId, Vec<StorageKey>)>,
 }
 
 impl Repo {

@@ -19,7 +19,10 @@
 //!   them (they are in `durable`); records another writer added since are
 //!   not in `records` and are never deleted here.
 //! - A document is taken as deleted by another writer only when records
-//!   this repo read or wrote are gone and no snapshot is left under its
+//!   this repo had read or written when the read started, and has not
+//!   deleted itself since, are gone from it (a commit here may land before
+//!   the read is answered, so later records prove nothing), and no
+//!   snapshot is left under its
 //!   prefix, nor anything but incremental chunks: records are deleted
 //!   only by a delete or once a snapshot covers them, and a compaction's
 //!   snapshot stays until a later snapshot replaces it (a quarantined
@@ -122,8 +125,11 @@ impl Repo {
         }
         doc.refresh_wanted = false;
         doc.refreshing = true;
+        // The records known when the read starts: only those can be judged
+        // gone by it (a later commit here may land before it is answered).
+        let known = doc.records.keys().cloned().collect();
         let task = self.task();
-        self.refreshes.insert(task, id);
+        self.refreshes.insert(task, (id, known));
         self.effects.push_back(Effect::Load {
             task,
             prefix: StorageKey::doc_prefix(&id),
@@ -137,7 +143,7 @@ impl Repo {
         task: TaskId,
         result: Result<Vec<(StorageKey, Vec<u8>)>, StorageError>,
     ) -> bool {
-        let Some(id) = self.refreshes.remove(&task) else {
+        let Some((id, known)) = self.refreshes.remove(&task) else {
             return false;
         };
         let Some(doc) = self.docs.get_mut(&id) else {
@@ -154,11 +160,14 @@ impl Repo {
             return true;
         }
         let stored: BTreeSet<&StorageKey> = records.iter().map(|(k, _)| k).collect();
-        let gone = doc.records.keys().any(|k| !stored.contains(k));
+        let gone: Vec<StorageKey> = known
+            .into_iter()
+            .filter(|k| doc.records.contains_key(k) && !stored.contains(k))
+            .collect();
         let increments_only = stored
             .iter()
             .all(|k| k.kind() == RecordKind::Chunk(ChunkKind::Incremental));
-        if gone && increments_only {
+        if !gone.is_empty() && increments_only {
             // Records this repo read or wrote vanished and no snapshot
             // covers them: another writer deleted the document (what is
             // left was committed since, racing the delete). Delete it here
@@ -166,9 +175,9 @@ impl Repo {
             let _ = self.delete(self.now, &id);
             return true;
         }
-        if gone {
+        for k in &gone {
             // Covered by another writer's snapshot and deleted by it.
-            doc.records.retain(|k, _| stored.contains(k));
+            doc.records.remove(k);
         }
         let fresh: Vec<(StorageKey, Vec<u8>)> = records
             .into_iter()
