@@ -36,12 +36,15 @@ impl Rng {
     }
 }
 
+/// Records as a read returns them.
+type Records = Vec<(StorageKey, Vec<u8>)>;
+
 /// A tab and what storage owes it: commits not yet landed, reads made but
 /// not yet answered (their records as of the moment they were made).
 struct Tab {
     repo: Repo,
     commits: Vec<(TaskId, Commit)>,
-    reads: Vec<(TaskId, Vec<(StorageKey, Vec<u8>)>)>,
+    reads: Vec<(TaskId, Records)>,
     /// Keys set by changes not yet reported durable.
     pending: HashMap<ChangeId, String>,
     deleted: bool,
