@@ -19,19 +19,18 @@
 //!   them (they are in `durable`); records another writer added since are
 //!   not in `records` and are never deleted here.
 //! - A document is taken as deleted by another writer only when records
-//!   this repo had read or written when the read started, and has not
-//!   deleted itself since, are gone from it (a commit here may land before
-//!   the read is answered, so later records prove nothing), and no
-//!   snapshot is left under its
-//!   prefix, nor anything but incremental chunks: records are deleted
-//!   only by a delete or once a snapshot covers them, and a compaction's
-//!   snapshot stays until a later snapshot replaces it (a quarantined
-//!   record moves to a quarantine key, which also rules a delete out). A
-//!   delete leaves nothing, or increments committed since, racing it. The
-//!   document is then deleted here too, through the ordinary delete path
-//!   (which also removes such leftovers), and reported with
-//!   [`Event::DocDeleted`]. Records gone under a snapshot leave `records`,
-//!   so that they do not look deleted on a later read.
+//!   this repo had read or written when the read started (and has not
+//!   deleted itself since) are gone from it, and nothing but incremental
+//!   chunks is left under its prefix. Records are deleted only by a delete
+//!   or once a snapshot covers them, and a compaction's snapshot stays
+//!   until a later snapshot replaces it; a quarantined record moves to a
+//!   quarantine key, which also rules a delete out. A delete leaves
+//!   nothing, or increments committed since, racing it. Records written
+//!   after the read started prove nothing: a commit here may land before
+//!   the read is answered. The document is then deleted here too, through
+//!   the ordinary delete path (which also removes such leftovers), and
+//!   reported with [`Event::DocDeleted`]. Records gone under a snapshot
+//!   leave `records`, so that they do not look deleted on a later read.
 //! - The collection entry of a merged document takes the merged heads:
 //!   they are durable in the shared store, and a leader that connects
 //!   later offers the document if its server has not acknowledged them.
