@@ -8,7 +8,8 @@
 #      multi-tab mode (tests/e2e/crash-tabs.test.mjs: two tabs writing one
 #      database) for as many rounds, beside the same hog;
 #   2. the deterministic simulation with HOLDFAST_SOAK_SEEDS seeds (default
-#      5000);
+#      5000), and as many seeds of two tabs on one store under random
+#      interleavings (tests/core_tabs_random.rs);
 #   3. the hostile-client suite (crates/holdfast-server/tests/hostile_*.rs)
 #      at the sizes issue 14 measured (HOLDFAST_HOSTILE_FULL=1).
 #
@@ -45,6 +46,9 @@ hog_pids=()
 start=$(date +%s)
 HOLDFAST_SIM_SEEDS="$seeds" cargo test --test simulation simulation_with -- --nocapture
 echo "soak: simulation, $seeds seeds: $(( $(date +%s) - start )) s"
+start=$(date +%s)
+HOLDFAST_TABS_SEEDS="$seeds" cargo test --test core_tabs_random
+echo "soak: two tabs under random interleavings, $seeds seeds: $(( $(date +%s) - start )) s"
 
 start=$(date +%s)
 HOLDFAST_HOSTILE_FULL=1 cargo test -p holdfast-server --test hostile_limits --test hostile_sockets -- --nocapture --test-threads 1
