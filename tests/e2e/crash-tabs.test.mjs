@@ -55,6 +55,21 @@ async function tabOf(o, reported, compactAfter) {
   return page;
 }
 
+/** The keys of `keys` missing from document `url` in `page` (the document
+ * read once: a read per key is quadratic in a long soak's shared
+ * document, and timed out at round 64 of 200 beside a CPU hog). */
+function missingIn(page, url, keys, what) {
+  return call(
+    page,
+    ([url, keys]) => {
+      const doc = hf.doc(url);
+      return keys.filter((k) => doc[k] === undefined);
+    },
+    [url, [...keys]],
+    what,
+  );
+}
+
 /** Start writing in `page` until the browser dies: changes alternate
  * between `shared` and `own`, at most IN_FLIGHT unsettled. */
 function writeUntilKilled(page, tab, round, shared, own) {
@@ -93,7 +108,7 @@ test(`two tabs writing one database, ${ROUNDS} browser kills: every change repor
       // What earlier rounds reported is all there.
       for (const [url, keys] of reported) {
         await call(a, (url) => hf.find(url), url, `round ${round}: find ${url}`);
-        const missing = await call(a, ([url, keys]) => keys.filter((k) => hf.doc(url)[k] === undefined), [url, [...keys]]);
+        const missing = await missingIn(a, url, keys, `round ${round}: check ${url}`);
         assert.deepEqual(missing, [], `round ${round}: ${missing.length} of ${keys.size} reported changes lost from ${url}`);
       }
       if (!shared) shared = await call(a, () => hf.create({ shared: true }), undefined, "the shared document");
@@ -125,7 +140,7 @@ test(`two tabs writing one database, ${ROUNDS} browser kills: every change repor
     const page = await tabOf(o, reported);
     for (const [url, keys] of reported) {
       await call(page, (url) => hf.find(url), url, `find ${url}`);
-      const missing = await call(page, ([url, keys]) => keys.filter((k) => hf.doc(url)[k] === undefined), [url, [...keys]]);
+      const missing = await missingIn(page, url, keys, `check ${url}`);
       assert.deepEqual(missing, [], `${missing.length} of ${keys.size} reported changes lost from ${url}`);
     }
   } finally {
