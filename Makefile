@@ -69,7 +69,7 @@ endif
 # through CARGO_TARGET_DIR, or HOLDFAST_SERVER_BIN), /usr/bin/chromium (setup
 # browser) and tests/e2e/node_modules with playwright-core (setup playwright).
 test:
-	$(SETUP) node-test-deps wasm-target wasm-tools browser playwright
+	$(SETUP) node-test-deps wasm-target wasm-tools browser postgres playwright
 	$(CARGO) test --workspace --all-targets -- --skip simulation_with
 	$(CARGO) test --test simulation simulation_with -- --nocapture
 	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --features test-hooks --test web_idb --test web_idb_worker --test web_repo --test web_ops --test core_peer_input --test core_peer_ops

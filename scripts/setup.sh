@@ -9,6 +9,8 @@
 #   wasm-tools      wasm-pack 0.15.1 and wasm-bindgen-cli at Cargo.lock's wasm-bindgen version
 #   wasm-bindgen    wasm-bindgen-cli alone (what scripts/build-pkg.sh needs)
 #   browser         Debian chromium + chromium-driver (headless browser tests)
+#   postgres        Debian postgresql (the PostgreSQL storage's tests start their own
+#                   cluster with its initdb and pg_ctl; the system cluster is not used)
 #   playwright      npm ci in every package under tests/ or www/ that lists playwright-core
 #   bench-deps      npm ci in bench/ (automerge-repo 2.5.6 + adapters, esbuild: make bench)
 #   fuzz-tools      a nightly toolchain (profile minimal) and cargo-fuzz 0.13.2 (make fuzz-cov;
@@ -236,10 +238,14 @@ setup_browser() {
     apt_install browser "${BROWSER_PACKAGES[@]}"
 }
 
+setup_postgres() {
+    apt_install postgres postgresql
+}
+
 # --- main --------------------------------------------------------------------
 
 usage() {
-    sed -n '4,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -247,8 +253,8 @@ usage() {
 components=()
 for arg in "$@"; do
     case $arg in
-        all) components+=(node-test-deps wasm-target wasm-tools browser playwright bench-deps) ;;
-        node-test-deps | wasm-target | wasm-tools | wasm-bindgen | browser | playwright | bench-deps | fuzz-tools) components+=("$arg") ;;
+        all) components+=(node-test-deps wasm-target wasm-tools browser postgres playwright bench-deps) ;;
+        node-test-deps | wasm-target | wasm-tools | wasm-bindgen | browser | postgres | playwright | bench-deps | fuzz-tools) components+=("$arg") ;;
         -h | --help) usage ;;
         *) printf 'setup: unknown component: %s\n' "$arg" >&2; usage ;;
     esac

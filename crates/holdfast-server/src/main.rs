@@ -1,4 +1,5 @@
 //! `holdfast-server --listen 127.0.0.1:3030 --data ./data [--www ./www]`
+//! (or `--postgres <url>` instead of the log in `--data`)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,10 @@ mod auth_args;
 mod limit_args;
 
 use clap::Parser;
+use holdfast_core::storage::Storage;
 use holdfast_log::{LogOptions, LogStorage};
+use holdfast_pg::{PgOptions, PgStorage};
+use holdfast_server::stats::ExtraMetrics;
 use holdfast_server::{start, Config};
 
 #[derive(Parser, Debug)]
@@ -22,6 +26,11 @@ struct Args {
     /// Data directory for the log (created if missing).
     #[arg(long, default_value = "./data")]
     data: PathBuf,
+    /// Store in PostgreSQL instead of the log: a `postgres://` URL or a
+    /// `key=value` connection string. One group commit is one
+    /// transaction, acknowledged after COMMIT (synchronous_commit on).
+    #[arg(long, conflicts_with = "data")]
+    postgres: Option<String>,
     /// Serve static files (the demo app) from this directory.
     #[arg(long)]
     www: Option<PathBuf>,
@@ -65,48 +74,40 @@ fn main() -> std::process::ExitCode {
     };
     let local = tokio::task::LocalSet::new();
     let result: Result<(), String> = local.block_on(&rt, async move {
-        let (storage, report) =
-            LogStorage::open(&args.data, LogOptions::default()).map_err(|e| {
-                format!(
-                    "cannot open the data directory {}: {e}",
-                    args.data.display()
-                )
-            })?;
-        tracing::info!(
-            data = %args.data.display(),
-            segments = report.segments,
-            records = report.records,
-            truncated_bytes = report.truncated_bytes,
-            quarantined = report.quarantined.len(),
-            "log recovered"
-        );
-        for q in &report.quarantined {
-            tracing::warn!(?q, "a corrupt log record was set aside");
-        }
-        let config = Config {
-            listen: args.listen,
-            www: args.www,
-            max_frame: args.max_frame,
-            validate_peer_input: !args.unsafe_skip_peer_validation,
-            limits: args.limits.limits(),
-            extra_metrics: Some({
+        match args.postgres.clone() {
+            Some(url) => {
+                let storage = PgStorage::connect(&url, PgOptions::default())
+                    .await
+                    .map_err(|e| format!("cannot use PostgreSQL: {e}"))?;
+                tracing::info!("storing in PostgreSQL");
+                serve(args, storage, None).await
+            }
+            None => {
+                let (storage, report) = LogStorage::open(&args.data, LogOptions::default())
+                    .map_err(|e| {
+                        format!(
+                            "cannot open the data directory {}: {e}",
+                            args.data.display()
+                        )
+                    })?;
+                tracing::info!(
+                    data = %args.data.display(),
+                    segments = report.segments,
+                    records = report.records,
+                    truncated_bytes = report.truncated_bytes,
+                    quarantined = report.quarantined.len(),
+                    "log recovered"
+                );
+                for q in &report.quarantined {
+                    tracing::warn!(?q, "a corrupt log record was set aside");
+                }
                 let log = storage.clone();
-                holdfast_server::stats::ExtraMetrics(std::sync::Arc::new(move || {
+                let metrics = ExtraMetrics(std::sync::Arc::new(move || {
                     holdfast_server::stats::log_metrics(&log.metrics())
-                }))
-            }),
-            auth: args.auth.verifier()?,
-        };
-        let running = start(config, storage)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-        let signalled =
-            shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        println!("holdfast-server: listening on ws://{}", running.addr);
-        signalled.await;
-        tracing::info!("signal received; finishing in-flight commits");
-        running.stop().await;
-        Ok(())
+                }));
+                serve(args, storage, Some(metrics)).await
+            }
+        }
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -115,6 +116,33 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Serve over `storage` until a signal, then finish in-flight commits.
+async fn serve<S: Storage + 'static>(
+    args: Args,
+    storage: S,
+    extra_metrics: Option<ExtraMetrics>,
+) -> Result<(), String> {
+    let config = Config {
+        listen: args.listen,
+        www: args.www,
+        max_frame: args.max_frame,
+        validate_peer_input: !args.unsafe_skip_peer_validation,
+        limits: args.limits.limits(),
+        extra_metrics,
+        auth: args.auth.verifier()?,
+    };
+    let running = start(config, storage)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let signalled =
+        shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    println!("holdfast-server: listening on ws://{}", running.addr);
+    signalled.await;
+    tracing::info!("signal received; finishing in-flight commits");
+    running.stop().await;
+    Ok(())
 }
 
 /// Wait for Ctrl-C or SIGTERM. The handlers are installed when this is

@@ -91,13 +91,22 @@ impl ServerProc {
     /// Start `holdfast-server --listen 127.0.0.1:0 --data <data> <extra>` and
     /// wait for its "listening" line.
     pub fn spawn(data: &Path, extra: &[&str]) -> ServerProc {
+        let data = data.display().to_string();
+        let args: Vec<&str> = ["--data", data.as_str()]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        Self::spawn_with(&args)
+    }
+
+    /// Start `holdfast-server --listen 127.0.0.1:0 <args>` and wait for its
+    /// "listening" line.
+    pub fn spawn_with(args: &[&str]) -> ServerProc {
         let guard = FORK_GUARD.lock().unwrap_or_else(|p| p.into_inner());
         let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast-server"))
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .arg("--data")
-            .arg(data)
-            .args(extra)
+            .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("SERVER_LOG").unwrap_or_else(|_| "info".into()),
