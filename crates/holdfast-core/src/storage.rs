@@ -344,6 +344,24 @@ pub trait Storage {
     }
 }
 
+/// What another writer of a shared store (another server node on one
+/// database) says it committed: a hint, never the only source of truth
+/// (see [`crate::repo::Repo::refresh`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreHint {
+    /// It committed records of these documents.
+    Changed(Vec<DocumentId>),
+    /// Hints may have been missed (the channel was lost, or it is time for
+    /// the periodic check): read every document held again.
+    Unknown,
+}
+
+/// The document a key belongs to (its first component), unless it is one
+/// of holdfast's own records.
+pub fn key_doc(key: &StorageKey) -> Option<DocumentId> {
+    key.0.first()?.parse().ok()
+}
+
 /// The document id's text form (bs58check), the first key component.
 pub fn id_str(doc: &DocumentId) -> String {
     bs58::encode(doc.0).with_check().into_string()

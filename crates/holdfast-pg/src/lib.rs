@@ -18,6 +18,9 @@
 //! - The schema is created and migrated at connect, under an advisory lock
 //!   (several servers may start at once); a schema newer than this build
 //!   knows is refused.
+//! - With [`PgOptions::node`] each commit notifies the other nodes, in its
+//!   own transaction (PostgreSQL delivers it only once it committed); a
+//!   notification is a hint, see [`watch`].
 //! - With [`PgOptions::exclusive`] (the server's default) one session
 //!   advisory lock, held on a connection of its own while any clone of the
 //!   store lives,
@@ -29,6 +32,7 @@ mod error;
 pub mod key;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +69,10 @@ pub struct PgOptions {
     pub connect_timeout: Duration,
     /// Refuse to open a database another store holds open (and hold it).
     pub exclusive: bool,
+    /// Several servers share the database: this one's name. Each commit
+    /// then notifies the others (`NOTIFY holdfast_commits`, delivered only
+    /// if it commits) of the documents it wrote; see [`PgStorage::watch`].
+    pub node: Option<String>,
 }
 
 impl Default for PgOptions {
@@ -73,6 +81,7 @@ impl Default for PgOptions {
             pool_size: 8,
             connect_timeout: Duration::from_secs(10),
             exclusive: true,
+            node: None,
         }
     }
 }
@@ -82,6 +91,9 @@ impl Default for PgOptions {
 pub struct PgStorage {
     pool: Pool,
     _lock: Option<Arc<WriterLock>>,
+    /// For [`PgStorage::watch`]'s own connection.
+    config: Arc<tokio_postgres::Config>,
+    node: Option<Arc<str>>,
 }
 
 /// The connection holding the writer lock; dropped, it closes (and
@@ -109,6 +121,7 @@ impl PgStorage {
             config.application_name("holdfast-server");
         }
         let lock_config = options.exclusive.then(|| config.clone());
+        let shared = Arc::new(config.clone());
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -120,7 +133,12 @@ impl PgStorage {
             .max_size(options.pool_size.max(1))
             .build()
             .map_err(|e| PgError::Connect(e.to_string()))?;
-        let mut storage = Self { pool, _lock: None };
+        let mut storage = Self {
+            pool,
+            _lock: None,
+            config: shared,
+            node: options.node.map(Arc::from),
+        };
         storage.check_and_migrate().await?;
         if let Some(config) = lock_config {
             storage._lock = Some(Arc::new(writer_lock(&config).await?));
@@ -273,6 +291,13 @@ impl Storage for PgStorage {
             )
             .await
             .map_err(fail)?;
+        }
+        if let Some(node) = &self.node {
+            for payload in watch::payloads(node, &commit) {
+                tx.execute("SELECT pg_notify($1, $2)", &[&watch::CHANNEL, &payload])
+                    .await
+                    .map_err(fail)?;
+            }
         }
         if !commit.puts.is_empty() {
             // In key order, the last put of a key winning: one row each,

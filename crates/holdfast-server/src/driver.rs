@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use holdfast_core::repo::{ConnId, Direction, Effect, Event, Repo, TaskId, Timestamp};
-use holdfast_core::storage::{Storage, StorageError, StorageKey};
+use holdfast_core::storage::{Storage, StorageError, StorageKey, StoreHint};
 use holdfast_core::wire::untrusted;
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -128,6 +128,9 @@ pub enum Input {
     Metrics {
         reply: oneshot::Sender<String>,
     },
+    /// Another node on the same database committed (see
+    /// [`holdfast_core::storage::StoreHint`]).
+    Hint(StoreHint),
     /// Close every connection, finish what is in flight, then answer.
     Shutdown {
         done: oneshot::Sender<()>,
@@ -144,6 +147,7 @@ impl Input {
             Input::Committed { .. } => "committed",
             Input::Loaded { .. } => "loaded",
             Input::Metrics { .. } => "metrics",
+            Input::Hint(_) => "hint",
             Input::Shutdown { .. } => "shutdown",
         }
     }
@@ -287,6 +291,12 @@ pub async fn run<S: Storage + 'static>(
                 let _ = reply.send(d.metrics(&repo));
                 continue;
             }
+            Input::Hint(StoreHint::Changed(docs)) => {
+                for doc in docs {
+                    repo.refresh(now, doc);
+                }
+            }
+            Input::Hint(StoreHint::Unknown) => repo.refresh_all(now),
             Input::Shutdown { done } => {
                 tracing::info!("shutting down: closing connections, finishing commits");
                 for (conn, out) in d.conns.drain() {

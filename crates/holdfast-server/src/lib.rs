@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use holdfast_core::repo::{Repo, RepoConfig};
-use holdfast_core::storage::Storage;
+use holdfast_core::storage::{Storage, StoreHint};
 use holdfast_core::wire::DecodeLimits;
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,6 +40,12 @@ pub struct Config {
     /// Verify every connection's token ([`auth`]); `None`: the server runs
     /// open (and says so loudly at start).
     pub auth: Option<Arc<auth::Verifier>>,
+    /// Other nodes write to the same store (PostgreSQL with
+    /// `--shared-database`): the collection exchange is off (its index and
+    /// sequence numbers assume one writer; holdfast clients then sync
+    /// document by document, as automerge-repo's do), and documents are
+    /// read again on each [`StoreHint`].
+    pub shared_store: bool,
 }
 
 /// A running server: its address, and a way to stop it gracefully.
@@ -66,6 +72,16 @@ fn random_hex<const N: usize>() -> String {
 /// Start serving on `config.listen` over `storage`. Must be called inside a
 /// `tokio::task::LocalSet`; the server runs until [`Running::stop`].
 pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io::Result<Running> {
+    start_with_hints(config, storage, None).await
+}
+
+/// [`start`], reading documents again on every hint from `hints` (other
+/// nodes' commits to a shared store).
+pub async fn start_with_hints<S: Storage + 'static>(
+    config: Config,
+    storage: S,
+    hints: Option<mpsc::UnboundedReceiver<StoreHint>>,
+) -> std::io::Result<Running> {
     // A backlog of 1,024 rather than std's 128: a burst of connects past
     // it has its SYNs dropped and retried a second later, which turns a
     // flood the per-IP cap would refuse at once into a slow trickle.
@@ -115,8 +131,10 @@ pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io:
         .await
         .map_err(|e| std::io::Error::other(format!("cannot read the store: {e}")))?;
     let mut repo = Repo::new(cfg);
-    repo.restore_collection(records);
-    if empty {
+    if !config.shared_store {
+        repo.restore_collection(records);
+    }
+    if empty && !config.shared_store {
         // The index will list every document: a request for an id it does
         // not list is answered without a storage read.
         repo.store_started_empty();
@@ -128,6 +146,16 @@ pub async fn start<S: Storage + 'static>(config: Config, storage: S) -> std::io:
 
     let stats = Arc::new(stats::Stats::default());
     let (tx, rx) = mpsc::unbounded_channel();
+    if let Some(mut hints) = hints {
+        let tx = tx.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(h) = hints.recv().await {
+                if tx.send(driver::Input::Hint(h)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
     let driver = tokio::task::spawn_local(driver::run(
         repo,
         Rc::new(storage),

@@ -8,11 +8,11 @@ mod auth_args;
 mod limit_args;
 
 use clap::Parser;
-use holdfast_core::storage::Storage;
+use holdfast_core::storage::{Storage, StoreHint};
 use holdfast_log::{LogOptions, LogStorage};
 use holdfast_pg::{PgOptions, PgStorage};
 use holdfast_server::stats::ExtraMetrics;
-use holdfast_server::{start, Config};
+use holdfast_server::{start_with_hints, Config};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,6 +31,15 @@ struct Args {
     /// transaction, acknowledged after COMMIT (synchronous_commit on).
     #[arg(long, conflicts_with = "data")]
     postgres: Option<String>,
+    /// Several holdfast-server nodes share the `--postgres` database: each
+    /// commit notifies the others (LISTEN/NOTIFY), which read the documents
+    /// they hold again; the collection exchange is off.
+    #[arg(long, requires = "postgres")]
+    shared_database: bool,
+    /// With `--shared-database`: how often every document held is read
+    /// again anyway, in case a notification was missed.
+    #[arg(long, default_value_t = 30, requires = "shared_database")]
+    recheck_seconds: u64,
     /// Serve static files (the demo app) from this directory.
     #[arg(long)]
     www: Option<PathBuf>,
@@ -76,11 +85,20 @@ fn main() -> std::process::ExitCode {
     let result: Result<(), String> = local.block_on(&rt, async move {
         match args.postgres.clone() {
             Some(url) => {
-                let storage = PgStorage::connect(&url, PgOptions::default())
+                let node = format!("node-{:016x}", rand_u64());
+                let options = PgOptions {
+                    exclusive: !args.shared_database,
+                    node: args.shared_database.then(|| node.clone()),
+                    ..PgOptions::default()
+                };
+                let storage = PgStorage::connect(&url, options)
                     .await
                     .map_err(|e| format!("cannot use PostgreSQL: {e}"))?;
-                tracing::info!("storing in PostgreSQL");
-                serve(args, storage, None).await
+                let hints = args.shared_database.then(|| {
+                    storage.watch(std::time::Duration::from_secs(args.recheck_seconds.max(1)))
+                });
+                tracing::info!(shared = args.shared_database, %node, "storing in PostgreSQL");
+                serve(args, storage, None, hints).await
             }
             None => {
                 let (storage, report) = LogStorage::open(&args.data, LogOptions::default())
@@ -105,7 +123,7 @@ fn main() -> std::process::ExitCode {
                 let metrics = ExtraMetrics(std::sync::Arc::new(move || {
                     holdfast_server::stats::log_metrics(&log.metrics())
                 }));
-                serve(args, storage, Some(metrics)).await
+                serve(args, storage, Some(metrics), None).await
             }
         }
     });
@@ -123,6 +141,7 @@ async fn serve<S: Storage + 'static>(
     args: Args,
     storage: S,
     extra_metrics: Option<ExtraMetrics>,
+    hints: Option<tokio::sync::mpsc::UnboundedReceiver<StoreHint>>,
 ) -> Result<(), String> {
     let config = Config {
         listen: args.listen,
@@ -132,8 +151,9 @@ async fn serve<S: Storage + 'static>(
         limits: args.limits.limits(),
         extra_metrics,
         auth: args.auth.verifier()?,
+        shared_store: args.shared_database,
     };
-    let running = start(config, storage)
+    let running = start_with_hints(config, storage, hints)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let signalled =
@@ -143,6 +163,12 @@ async fn serve<S: Storage + 'static>(
     tracing::info!("signal received; finishing in-flight commits");
     running.stop().await;
     Ok(())
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random number generator works");
+    u64::from_le_bytes(b)
 }
 
 /// Wait for Ctrl-C or SIGTERM. The handlers are installed when this is

@@ -31,6 +31,7 @@ pub fn config(www: Option<PathBuf>, max_frame: usize) -> Config {
         limits: holdfast_server::Limits::default(),
         extra_metrics: None,
         auth: None,
+        shared_store: false,
     }
 }
 
