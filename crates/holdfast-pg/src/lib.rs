@@ -21,12 +21,11 @@
 //! - With [`PgOptions::node`] each commit notifies the other nodes, in its
 //!   own transaction (PostgreSQL delivers it only once it committed); a
 //!   notification is a hint, see [`watch`].
-//! - With [`PgOptions::exclusive`] (the server's default) one session
-//!   advisory lock, held on a connection of its own while any clone of the
-//!   store lives,
-//!   keeps a second server off the database: until several nodes are built
-//!   (issue 16), each server's collection index assumes it is the only
-//!   writer.
+//! - With [`PgOptions::exclusive`] (the server's default unless it runs
+//!   with `--shared-database`) one session advisory lock, held on a
+//!   connection of its own while any clone of the store lives, keeps a
+//!   second server off the database: such a server's collection index
+//!   assumes it is the only writer.
 
 mod error;
 pub mod key;
