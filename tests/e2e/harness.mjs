@@ -11,7 +11,8 @@
 //
 // Waiting is always on a condition (page.waitForFunction, events), bounded
 // by a timeout that names what was awaited; there are no fixed sleeps.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -70,7 +71,7 @@ export function within(promise, what, ms = TIMEOUT) {
  * `args`: more command-line arguments (e.g. `--auth-secret-file F`).
  * Resolves once it listens: `{ ws, http, stop() }`.
  */
-export async function startServer({ www = ROOT, args = [] } = {}) {
+export async function startServer({ www = ROOT, args = [], listen = "127.0.0.1:0" } = {}) {
   if (!existsSync(SERVER_BIN)) {
     throw new Error(`${SERVER_BIN} is missing: run cargo build -p holdfast-server (make test does)`);
   }
@@ -78,7 +79,9 @@ export async function startServer({ www = ROOT, args = [] } = {}) {
     throw new Error("pkg/wasm/ is missing: run scripts/build-pkg.sh --dev (make test does)");
   }
   const data = mkdtempSync(join(tmpdir(), "holdfast-e2e-"));
-  const child = spawn(SERVER_BIN, ["--listen", "127.0.0.1:0", "--data", data, "--www", www, ...args], {
+  // On PostgreSQL (`--postgres`) there is no data directory.
+  const storage = args.includes("--postgres") ? [] : ["--data", data];
+  const child = spawn(SERVER_BIN, ["--listen", listen, ...storage, "--www", www, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
   });
@@ -106,6 +109,16 @@ export async function startServer({ www = ROOT, args = [] } = {}) {
     http: ws.replace(/^ws:/, "http:"),
     stderr: () => stderr,
     stdout: () => stdout,
+    /** SIGKILL, at once (no commit finishes); resolves once it exited. */
+    kill() {
+      stopped ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+        const r = await within(exited, "holdfast-server to die");
+        rmSync(data, { recursive: true, force: true });
+        return r;
+      })();
+      return stopped;
+    },
     /** SIGINT (graceful: in-flight commits finish), then remove the data. */
     stop() {
       stopped ??= (async () => {
@@ -120,6 +133,53 @@ export async function startServer({ www = ROOT, args = [] } = {}) {
       return stopped;
     },
   };
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+/**
+ * A PostgreSQL of its own (Debian's binaries, scripts/setup.sh postgres):
+ * initdb into a temporary directory, listening only on a Unix socket there;
+ * as the `postgres` user when run as root (PostgreSQL refuses root).
+ * Resolves `{ url, stop() }`; `url` is a libpq connection string.
+ */
+export async function startPostgres() {
+  const versions = existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql").filter((v) => existsSync(join("/usr/lib/postgresql", v, "bin", "initdb"))) : [];
+  if (versions.length === 0) throw new Error("PostgreSQL is not installed: scripts/setup.sh postgres installs it");
+  const bin = join("/usr/lib/postgresql", versions.sort((a, b) => Number(a) - Number(b)).at(-1), "bin");
+  const dir = mkdtempSync(join(tmpdir(), "holdfast-e2e-pg-"));
+  const root = process.getuid?.() === 0;
+  if (root) execFileSync("chown", ["postgres:postgres", dir]);
+  const run = (tool, args) => {
+    const [cmd, all] = root ? ["runuser", ["-u", "postgres", "--", join(bin, tool), ...args]] : [join(bin, tool), args];
+    return execFileSync(cmd, all, { stdio: "pipe" });
+  };
+  run("initdb", ["-D", join(dir, "data"), "-A", "trust", "-U", "holdfast", "--no-sync", "-E", "UTF8", "--locale", "C"]);
+  const port = await freePort();
+  run("pg_ctl", ["-D", join(dir, "data"), "-o", `-c listen_addresses='' -k ${dir} -p ${port}`, "-l", join(dir, "log"), "-w", "start"]);
+  return {
+    url: `host=${dir} port=${port} user=holdfast dbname=postgres`,
+    stop() {
+      try {
+        run("pg_ctl", ["-D", join(dir, "data"), "-m", "immediate", "-w", "stop"]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/** A TCP port nothing listens on now (for a server restarted on the same
+ * address). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 // ---------------------------------------------------------------- browser
@@ -376,7 +436,7 @@ export function plain(doc) {
 
 /** Resolve with `plain(handle.doc())` once `pred` holds of it, checking on
  * every change event. */
-export function docCondition(handle, pred, what) {
+export function docCondition(handle, pred, what, ms = TIMEOUT) {
   return within(
     new Promise((resolve) => {
       const check = () => {
@@ -390,6 +450,7 @@ export function docCondition(handle, pred, what) {
       check();
     }),
     what,
+    ms,
   );
 }
 
