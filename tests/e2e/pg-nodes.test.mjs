@@ -138,8 +138,9 @@ test(`3 nodes on one PostgreSQL, 30 clients, ${KILLS} node kills: every client c
   // Bounds: a holdfast client whose dials kept hitting a restarting node
   // backs off up to 30 s per server (DialerConfig::backoff_max_ms), and
   // automerge-repo's adapter retries every 5 s. Seen: 5 s locally, 38 s
-  // in a clean-clone CI run.
-  const CONVERGE_MS = 90_000;
+  // and 61 s in clean-clone runs; the backoff explains at most about 30 s
+  // of that (open in issue 16), so the bound is wide.
+  const CONVERGE_MS = 150_000;
   for (const [i, page] of pages.entries()) {
     await waitIn(page, ([url, keys]) => { const d = hf.doc(url); return keys.every((k) => d[k] !== undefined); }, [shared, sharedKeys], `holdfast client ${i} to converge`, CONVERGE_MS);
   }
