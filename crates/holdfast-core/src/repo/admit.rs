@@ -167,6 +167,22 @@ impl Doc {
         Ok(ready)
     }
 
+    /// Check the held-back changes again after `working` gained changes
+    /// some other way than a peer's message (another writer's records read
+    /// from storage): those whose dependencies are all there now are
+    /// returned, in a loadable order, to be loaded into `working` and
+    /// committed like any peer's change. Without this they would wait for
+    /// the next message carrying changes, which may never come: `rewrite_need`
+    /// no longer asks for dependencies `working` holds, and the sender
+    /// believes it has sent them.
+    pub(super) fn readmit_orphans(&mut self, limits: &PeerLimits) -> Vec<Vec<u8>> {
+        if self.orphans.is_empty() {
+            return Vec::new();
+        }
+        // Held-back changes only: `admit` drops (never refuses) those.
+        self.admit(Vec::new(), limits).unwrap_or_default()
+    }
+
     /// automerge asks for the changes behind heads it lacks; for a head we
     /// hold back as an orphan, ask for what the orphan misses instead.
     pub(super) fn rewrite_need(&self, need: &mut Vec<ChangeHash>) {

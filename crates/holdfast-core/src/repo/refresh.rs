@@ -36,6 +36,7 @@
 //!   later offers the document if its server has not acknowledged them.
 
 use super::types::*;
+use super::unwind::guarded;
 use super::Repo;
 use crate::id::DocumentId;
 use crate::storage::{verify_chunk, ChunkKind, RecordKind, StorageError, StorageKey};
@@ -187,6 +188,7 @@ impl Repo {
                 _ => false,
             })
             .collect();
+        let mut panicked = None;
         if !fresh.is_empty() {
             let before = doc.durable.get_heads();
             let bytes: Vec<u8> = fresh.iter().flat_map(|(_, v)| v.iter().copied()).collect();
@@ -207,6 +209,22 @@ impl Repo {
             for (k, v) in &fresh {
                 doc.records.insert(k.clone(), v.len());
             }
+            // Peers' changes held back for what just arrived: into `working`
+            // (then the next commit), as if their message came now.
+            let limits = self.cfg.peer_limits;
+            let ready = doc.readmit_orphans(&limits);
+            if !ready.is_empty() {
+                let bytes: Vec<u8> = ready.concat();
+                let working = &mut doc.working;
+                match guarded(|| working.load_incremental(&bytes)) {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(doc = %id, error = %e, "held-back changes did not load");
+                        doc.working = doc.durable.clone();
+                    }
+                    Err(p) => panicked = Some(p),
+                }
+            }
             let after = doc.durable.get_heads();
             if before != after {
                 self.event(Event::DocChanged {
@@ -219,6 +237,9 @@ impl Repo {
                 self.sync_doc(id);
                 self.collection_settled(id);
             }
+        }
+        if let Some(panic) = panicked {
+            self.set_aside(id, None, &panic);
         }
         // A hint that came during the read may name a later commit.
         self.refresh_when_idle(id);
