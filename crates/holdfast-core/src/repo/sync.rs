@@ -230,13 +230,22 @@ impl Repo {
         self.update_coverage(id);
     }
 
-    /// Report peers whose coverage of our working heads changed.
+    /// Report the servers we dial (outgoing connections) whose coverage of
+    /// our working heads changed.
     pub(super) fn update_coverage(&mut self, id: DocumentId) {
+        let conns = &self.conns;
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
         let mut changed = Vec::new();
         for (conn, state) in &doc.peers {
+            // "On the server" is about servers we dial. A server's clients
+            // (incoming) are not asked: `covered_by` walks the history their
+            // heads do not cover, per peer, and with many clients behind
+            // that took a server node's core task for seconds at a time.
+            if conns.get(conn).is_none_or(|c| c.dir != Direction::Outgoing) {
+                continue;
+            }
             let covered = doc.covered_by(state.their_heads.as_deref());
             if doc.covered.get(conn) != Some(&covered) {
                 changed.push((*conn, covered));

@@ -439,7 +439,8 @@ pub enum Event {
         data: Vec<u8>,
     },
     /// Whether peer `conn`'s advertised heads cover our working `heads` of
-    /// `doc` changed. Against a holdfast server (which advertises only
+    /// `doc` changed; reported for outgoing connections only (the servers
+    /// this repo dials). Against a holdfast server (which advertises only
     /// durable heads) `covered` means: everything here is durable there.
     SyncStatus {
         doc: DocumentId,
