@@ -11,7 +11,8 @@
 #                HOLDFAST_DEMO_DATA); Ctrl-C stops it, the data stays
 #   make bench   holdfast against automerge-repo 2.5.6, same workloads, same run
 #                (bench/README.md): prints the table, writes bench/results/;
-#                BENCH_REPS, BENCH_ONLY=W1,W3, BENCH_W7_SECONDS, BENCH_W7_CLIENTS
+#                BENCH_REPS, BENCH_ONLY=W1,W3, BENCH_W7_SECONDS, BENCH_W7_CLIENTS,
+#                BENCH_W7N_CLIENTS
 #   make soak    the long runs make test keeps short (scripts/soak.sh): the
 #                browser crash test and its two-tab mode for
 #                HOLDFAST_SOAK_ROUNDS rounds each (200)
@@ -72,6 +73,9 @@ test:
 	$(SETUP) node-test-deps wasm-target wasm-tools browser postgres playwright
 	$(CARGO) test --workspace --all-targets -- --skip simulation_with
 	$(CARGO) test --test simulation simulation_with -- --nocapture
+	# The server's protocol, durability and hostile-frame suites again, on
+	# 3 shards (one at a time: hostile_ops counts the shard threads' panics).
+	HOLDFAST_TEST_SHARDS=3 $(CARGO) test -p holdfast-server --test integration_protocol --test integration_durability --test hostile_frames --test hostile_ops --test hostile_sockets --test metrics -- --test-threads=1
 	WASM_BINDGEN_TEST_TIMEOUT=180 wasm-pack test --headless --chrome -- --features test-hooks --test web_idb --test web_idb_worker --test web_repo --test web_ops --test core_peer_input --test core_peer_ops
 	scripts/build-pkg.sh --dev
 	$(CARGO) build -p holdfast-server
@@ -99,7 +103,7 @@ fuzz-cov:
 # Release builds only: the wasm package (scripts/build-pkg.sh), the server and
 # the W7 load generator. Not part of make test.
 bench:
-	$(SETUP) wasm-target wasm-bindgen browser playwright bench-deps
+	$(SETUP) wasm-target wasm-bindgen browser playwright bench-deps postgres
 	scripts/build-pkg.sh
 	$(CARGO) build --release -p holdfast-server -p holdfast-load
 	node bench/run.mjs

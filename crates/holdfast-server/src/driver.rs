@@ -2,9 +2,10 @@
 //! inputs through one channel; it performs the core's effects.
 //!
 //! Invariants:
-//! - One repo for every connection, so every connection's writes share the
-//!   core's group commit: at most one commit (one fsync) in flight, everything
-//!   that arrives meanwhile goes into the next one.
+//! - One repo per shard (`crate::shards`; one by default) serves every
+//!   connection's messages about its documents, so their writes share the
+//!   shard's group commit: at most one commit (one fsync or transaction) in
+//!   flight per shard, everything that arrives meanwhile goes into the next.
 //! - The core generates the sync reply that advertises new heads only after
 //!   the commit holding them completed; this task just delivers it.
 //! - A storage failure is an input like any other: the core rejects that
@@ -13,7 +14,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use holdfast_core::repo::{ConnId, Direction, Effect, Event, Repo, TaskId, Timestamp};
@@ -27,6 +28,7 @@ use crate::loads::Loads;
 
 mod metrics;
 use crate::stats::{Busy, Histogram, Refusal, Stats};
+pub use metrics::Figures;
 use tokio::time::Instant;
 
 /// What a connection's writer is told to do.
@@ -44,6 +46,8 @@ pub struct ConnOut {
     tx: mpsc::UnboundedSender<Out>,
     queued: Arc<AtomicUsize>,
     total: Arc<AtomicUsize>,
+    /// A `Close` was queued: the connection is ending.
+    closing: Arc<AtomicBool>,
     pub kill: Arc<Notify>,
 }
 
@@ -53,14 +57,21 @@ impl ConnOut {
             tx,
             queued: Arc::default(),
             total,
+            closing: Arc::default(),
             kill: Arc::default(),
         }
     }
 
+    /// A `Close` was queued for this connection.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
     /// Queue `out` (counting a frame's bytes until the writer sent it).
     pub fn send(&self, out: Out) {
-        if let Out::Frame(f) = &out {
-            self.add(f.len());
+        match &out {
+            Out::Frame(f) => self.add(f.len()),
+            Out::Close => self.closing.store(true, Ordering::Relaxed),
         }
         if let Err(e) = self.tx.send(out) {
             if let Out::Frame(f) = e.0 {
@@ -110,6 +121,10 @@ pub enum Input {
         conn: ConnId,
         bytes: Vec<u8>,
         done: Done,
+        /// A copy of a connection-level frame its home shard handled
+        /// ([`crate::shards`]): the first frame its handling sends that
+        /// connection (a `join`'s `peer` reply) is dropped.
+        quiet: bool,
     },
     Closed {
         conn: ConnId,
@@ -126,7 +141,7 @@ pub enum Input {
     /// `GET /metrics`: answer with the metrics in Prometheus' text format
     /// ([`metrics`]).
     Metrics {
-        reply: oneshot::Sender<String>,
+        reply: oneshot::Sender<metrics::Figures>,
     },
     /// Another node on the same database committed (see
     /// [`holdfast_core::storage::StoreHint`]).
@@ -181,6 +196,12 @@ struct Driver<S> {
     frame_from: Option<ConnId>,
     /// Time spent on each input, its effects included.
     input_seconds: Rc<RefCell<Histogram>>,
+    /// A quiet frame from this connection is being handled: drop the next
+    /// frame to it.
+    mute: Option<ConnId>,
+    /// Quiet copies the core counted as received, by type (the home shard
+    /// counted the frame once already): left out of `/metrics`.
+    quiet_received: Vec<(&'static str, u64)>,
 }
 
 /// Run the repo until shutdown completes. Must run inside a
@@ -201,6 +222,8 @@ pub async fn run<S: Storage + 'static>(
         commit_seconds: Histogram::default(),
         frame_from: None,
         input_seconds: Rc::default(),
+        mute: None,
+        quiet_received: Vec::new(),
     };
     let mut shutdown: Option<oneshot::Sender<()>> = None;
     // Connections whose token must come with their `join`.
@@ -236,8 +259,17 @@ pub async fn run<S: Storage + 'static>(
                 repo.connected(now, conn, Direction::Incoming);
                 auth.start(&mut repo, now, conn, &mut at_join);
             }
-            Input::Frame { conn, bytes, done } => {
+            Input::Frame {
+                conn,
+                bytes,
+                done,
+                quiet,
+            } => {
                 tracing::trace!(conn = conn.0, len = bytes.len(), "frame");
+                let counted: Vec<(&'static str, u64)> = match quiet {
+                    true => repo.received().iter().map(|(k, n)| (*k, *n)).collect(),
+                    false => Vec::new(),
+                };
                 if shutdown.is_none() {
                     match at_join.check(&mut repo, now, conn, &bytes) {
                         Ok(()) => repo.frame(now, conn, &bytes),
@@ -252,9 +284,14 @@ pub async fn run<S: Storage + 'static>(
                     }
                 }
                 drop(bytes);
+                if quiet {
+                    d.uncount(&repo, &counted);
+                }
                 d.frame_from = Some(conn);
+                d.mute = quiet.then_some(conn);
                 d.drain(&mut repo);
                 d.frame_from = None;
+                d.mute = None;
                 match repo.read_paused_until(conn) {
                     // It brought its window's share of documents into
                     // memory: its next frame waits for the next window
@@ -288,7 +325,7 @@ pub async fn run<S: Storage + 'static>(
                 d.loads.answered(task);
             }
             Input::Metrics { reply } => {
-                let _ = reply.send(d.metrics(&repo));
+                let _ = reply.send(d.figures(&repo));
                 continue;
             }
             Input::Hint(StoreHint::Changed(docs)) => {
@@ -314,6 +351,20 @@ impl<S: Storage + 'static> Driver<S> {
     /// Time the core's handling of one input, until the guard drops.
     fn busy(&self, kind: &'static str) -> Busy {
         Busy::new(kind, self.input_seconds.clone())
+    }
+
+    /// Note what the core counted as received since `before` (a quiet
+    /// copy's type) in `quiet_received`.
+    fn uncount(&mut self, repo: &Repo, before: &[(&'static str, u64)]) {
+        for (k, n) in repo.received() {
+            let was = before.iter().find(|(b, _)| b == k).map_or(0, |(_, m)| *m);
+            if *n > was {
+                match self.quiet_received.iter_mut().find(|(q, _)| q == k) {
+                    Some((_, m)) => *m += n - was,
+                    None => self.quiet_received.push((k, n - was)),
+                }
+            }
+        }
     }
 
     /// Perform the repo's effects until it has none.
@@ -355,6 +406,10 @@ impl<S: Storage + 'static> Driver<S> {
         let Some(out) = self.conns.get(&conn) else {
             return;
         };
+        if self.mute == Some(conn) {
+            self.mute = None;
+            return;
+        }
         let limits = self.setup.limits.clone();
         let queued = out.queued();
         if queued > 0 && queued + frame.len() > limits.max_queued_out {

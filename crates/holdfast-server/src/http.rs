@@ -20,14 +20,18 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
-use crate::driver::{ConnOut, Done, Input, Out};
+use crate::driver::{ConnOut, Done, Figures, Input, Out};
 use crate::limits::Limits;
+use crate::shards::Route;
 use crate::slot::Peer;
 use crate::stats::{Refusal, Stats};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub repo: mpsc::UnboundedSender<Input>,
+    /// The core tasks' inputs ([`crate::shards`]).
+    pub shards: crate::shards::Shards,
+    /// What a frame may be, for routing it to its shard.
+    pub decode: wire::DecodeLimits,
     pub next_conn: Arc<AtomicU64>,
     /// WebSocket messages above this are refused by the socket layer; the
     /// core's own (smaller) frame limit answers with an `error` message.
@@ -55,11 +59,11 @@ pub fn router(state: AppState) -> Router {
     r.with_state(state)
 }
 
-/// `ok` while the task that owns the repo runs; 503 once it has stopped
-/// (then no connection can be served). A panic while processing one peer's
-/// message is isolated inside the core and does not stop that task.
+/// `ok` while every task that owns a repo (a shard) runs; 503 once one has
+/// stopped (then its documents cannot be served). A panic while processing
+/// one peer's message is isolated inside the core and does not stop a task.
 async fn healthz(State(s): State<AppState>) -> Response {
-    if s.repo.is_closed() {
+    if !s.shards.running() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "the sync task has stopped\n",
@@ -71,15 +75,24 @@ async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 /// Prometheus' text format: messages received per type, open connections
-/// (`driver::metrics`), asked of the task that owns the repo; 503 once it
-/// has stopped.
+/// (`driver::metrics`), asked of every shard and summed; 503 once one has
+/// stopped.
 async fn metrics(State(s): State<AppState>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    let body = match s.repo.send(Input::Metrics { reply }) {
-        Ok(()) => answer.await.ok(),
-        Err(_) => None,
-    };
-    let body = body.map(|mut b| {
+    let mut answers = Vec::new();
+    let sent = s.shards.send_all(|_| {
+        let (reply, answer) = oneshot::channel();
+        answers.push(answer);
+        Input::Metrics { reply }
+    });
+    let mut figures = sent.then(Figures::default);
+    for answer in answers {
+        match (answer.await, figures.as_mut()) {
+            (Ok(f), Some(all)) => all.merge(&f),
+            _ => figures = None,
+        }
+    }
+    let body = figures.map(|f| {
+        let mut b = f.render(&s.stats);
         if let Some(extra) = &s.extra_metrics {
             b.push_str(&(extra.0)());
         }
@@ -176,8 +189,13 @@ async fn serve(
     let out = ConnOut::new(out_tx, s.stats.queued_out.clone());
     let (counter, kill) = (out.clone(), out.kill.clone());
     let refuse = out.clone();
-    let repo = s.repo.clone();
-    if repo.send(Input::Open { conn, out, auth }).is_err() {
+    let closing = out.clone();
+    let shards = s.shards.clone();
+    if !shards.send_all(|_| Input::Open {
+        conn,
+        out: out.clone(),
+        auth: auth.clone(),
+    }) {
         return;
     }
     let (mut sink, mut stream) = socket.split();
@@ -269,15 +287,39 @@ async fn serve(
                 break;
             };
             let (done_tx, done_rx) = oneshot::channel::<()>();
+            let route = shards.route(&bytes, &s.decode);
+            let (first, copy) = match route {
+                Route::Doc(i) => (i, None),
+                Route::Conn if shards.len() == 1 => (0, None),
+                Route::Conn => (shards.home(conn), Some(bytes.clone())),
+            };
             let frame = Input::Frame {
                 conn,
                 bytes,
                 done: Done::new(permit, done_tx),
+                quiet: false,
             };
-            if repo.send(frame).is_err() {
+            if !shards.send(first, frame) {
                 break;
             }
             let _ = done_rx.await;
+            // A connection-level frame the home shard accepted: every other
+            // shard handles a copy (crate::shards), one after the other.
+            if let Some(bytes) = copy.filter(|_| !closing.closing()) {
+                for i in (0..shards.len()).filter(|i| *i != first) {
+                    let (done_tx, done_rx) = oneshot::channel::<()>();
+                    let frame = Input::Frame {
+                        conn,
+                        bytes: bytes.clone(),
+                        done: Done::copy(done_tx),
+                        quiet: true,
+                    };
+                    if !shards.send(i, frame) {
+                        break;
+                    }
+                    let _ = done_rx.await;
+                }
+            }
         }
         false
     };
@@ -292,5 +334,5 @@ async fn serve(
     drop(peer);
     // (The writer is done or dropped: nothing it held will be sent.)
     refuse.release();
-    let _ = s.repo.send(Input::Closed { conn });
+    s.shards.send_all(|_| Input::Closed { conn });
 }

@@ -106,14 +106,23 @@ impl Loads {
 /// Held by a frame until the core has handled it: returns its bytes to the
 /// input budget and lets its connection's reader go on to the next frame.
 pub struct Done {
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
     _tx: oneshot::Sender<()>,
 }
 
 impl Done {
     pub fn new(permit: OwnedSemaphorePermit, tx: oneshot::Sender<()>) -> Self {
         Self {
-            _permit: permit,
+            _permit: Some(permit),
+            _tx: tx,
+        }
+    }
+
+    /// For a copy of a frame another shard already handled (its bytes were
+    /// counted then): only tells the reader.
+    pub fn copy(tx: oneshot::Sender<()>) -> Self {
+        Self {
+            _permit: None,
             _tx: tx,
         }
     }

@@ -40,6 +40,12 @@ struct Args {
     /// again anyway, in case a notification was missed.
     #[arg(long, default_value_t = 30, requires = "shared_database")]
     recheck_seconds: u64,
+    /// Core repos (shards), each on a thread of its own, documents split
+    /// among them by id: how many cores the sync work may use. With more
+    /// than one the collection exchange is off (clients sync document by
+    /// document on reconnect).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    shards: u16,
     /// Serve static files (the demo app) from this directory.
     #[arg(long)]
     www: Option<PathBuf>,
@@ -137,7 +143,7 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Serve over `storage` until a signal, then finish in-flight commits.
-async fn serve<S: Storage + 'static>(
+async fn serve<S: Storage + Clone + Send + 'static>(
     args: Args,
     storage: S,
     extra_metrics: Option<ExtraMetrics>,
@@ -152,10 +158,14 @@ async fn serve<S: Storage + 'static>(
         extra_metrics,
         auth: args.auth.verifier()?,
         shared_store: args.shared_database,
+        shards: args.shards.into(),
     };
     let running = start_with_hints(config, storage, hints)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => e.to_string(),
+            _ => format!("cannot listen on {}: {e}", args.listen),
+        })?;
     let signalled =
         shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     println!("holdfast-server: listening on ws://{}", running.addr);

@@ -200,7 +200,7 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
@@ -216,6 +216,15 @@ impl Histogram {
         }
         self.count += 1;
         self.sum += v;
+    }
+
+    /// Add `other`'s observations (another shard's) to these.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (n, m) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *n += m;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
     }
 
     pub fn write(&self, out: &mut String, name: &str, help: &str) {

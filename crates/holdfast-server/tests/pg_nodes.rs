@@ -1,5 +1,5 @@
 //! Several holdfast-server nodes on one PostgreSQL (`--postgres <url>
-//! --shared-database`, issue 16), real processes and real WebSockets: a
+//! --shared-database --shards 2`, issue 16), real processes and real WebSockets: a
 //! commit through one node reaches the clients of the others (NOTIFY, then
 //! the records read from the database); a node SIGKILLed mid-run loses
 //! nothing it acknowledged, and its clients carry on through another node;
@@ -17,7 +17,7 @@ use holdfast_core::id::DocumentId;
 use holdfast_pg::testing::TempPostgres;
 
 fn node(url: &str) -> ServerProc {
-    ServerProc::spawn_with(&["--postgres", url, "--shared-database"])
+    ServerProc::spawn_with(&["--postgres", url, "--shared-database", "--shards", "2"])
 }
 
 /// Wait until `c` holds every item of `want` in document `id`.

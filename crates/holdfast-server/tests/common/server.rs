@@ -22,6 +22,16 @@ pub struct InProc {
     pub dir: PathBuf,
 }
 
+/// Shards for the servers these tests start: `HOLDFAST_TEST_SHARDS`
+/// (default 1). `make test` runs the protocol, hostile and access suites
+/// again with 3.
+pub fn test_shards() -> usize {
+    std::env::var("HOLDFAST_TEST_SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 pub fn config(www: Option<PathBuf>, max_frame: usize) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -32,6 +42,7 @@ pub fn config(www: Option<PathBuf>, max_frame: usize) -> Config {
         extra_metrics: None,
         auth: None,
         shared_store: false,
+        shards: test_shards(),
     }
 }
 
@@ -100,13 +111,20 @@ impl ServerProc {
         Self::spawn_with(&args)
     }
 
-    /// Start `holdfast-server --listen 127.0.0.1:0 <args>` and wait for its
+    /// Start `holdfast-server --listen 127.0.0.1:0 <args>` (with `--shards
+    /// <test_shards()>` unless `args` has `--shards`) and wait for its
     /// "listening" line.
     pub fn spawn_with(args: &[&str]) -> ServerProc {
+        let shards = test_shards().to_string();
+        let default_shards = match args.contains(&"--shards") {
+            true => vec![],
+            false => vec!["--shards", shards.as_str()],
+        };
         let guard = FORK_GUARD.lock().unwrap_or_else(|p| p.into_inner());
         let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast-server"))
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .args(default_shards)
             .args(args)
             .env(
                 "RUST_LOG",

@@ -233,18 +233,24 @@ pub async fn read_back(c: &mut Client, doc: DocumentId) {
     .await;
 }
 /// Panics (also those the core catches), by thread. The in-process server
-/// runs on its test's thread, so a test sees only its own server's.
-static PANICS: Mutex<Vec<(ThreadId, String)>> = Mutex::new(Vec::new());
+/// runs on its test's thread, so a test sees only its own server's; with
+/// `HOLDFAST_TEST_SHARDS` above 1 its other shards run on threads named
+/// `holdfast-shard-<i>`, counted for every test (`make test` runs that
+/// suite serially then).
+static PANICS: Mutex<Vec<(ThreadId, bool, String)>> = Mutex::new(Vec::new());
 
 pub fn watch_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            PANICS
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((std::thread::current().id(), info.to_string()));
+            PANICS.lock().unwrap_or_else(|p| p.into_inner()).push((
+                std::thread::current().id(),
+                std::thread::current()
+                    .name()
+                    .is_some_and(|n| n.starts_with("holdfast-shard-")),
+                info.to_string(),
+            ));
             previous(info);
         }));
     });
@@ -256,8 +262,8 @@ pub fn panics_on_this_thread() -> Vec<String> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .filter(|(t, _)| *t == me)
-        .map(|(_, p)| p.clone())
+        .filter(|(t, shard, _)| *t == me || *shard)
+        .map(|(_, _, p)| p.clone())
         .collect()
 }
 
