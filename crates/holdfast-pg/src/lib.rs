@@ -117,7 +117,12 @@ impl PgStorage {
         // Every connection: COMMIT returns once the WAL is flushed.
         config.options("-c synchronous_commit=on");
         if config.get_application_name().is_none() {
-            config.application_name("holdfast-server");
+            // Which server a backend serves, for `pg_stat_activity`.
+            let name = match &options.node {
+                Some(node) => format!("holdfast-server {node} pid {}", std::process::id()),
+                None => format!("holdfast-server pid {}", std::process::id()),
+            };
+            config.application_name(&name);
         }
         let lock_config = options.exclusive.then(|| config.clone());
         let shared = Arc::new(config.clone());
