@@ -11,7 +11,7 @@
 //
 // Waiting is always on a condition (page.waitForFunction, events), bounded
 // by a timeout that names what was awaited; there are no fixed sleeps.
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -107,6 +107,7 @@ export async function startServer({ www = ROOT, args = [], listen = "127.0.0.1:0
   return {
     ws,
     http: ws.replace(/^ws:/, "http:"),
+    pid: child.pid,
     stderr: () => stderr,
     stdout: () => stdout,
     /** SIGKILL, at once (no commit finishes); resolves once it exited. */
@@ -137,37 +138,8 @@ export async function startServer({ www = ROOT, args = [], listen = "127.0.0.1:0
 
 // ---------------------------------------------------------------- PostgreSQL
 
-/**
- * A PostgreSQL of its own (Debian's binaries, scripts/setup.sh postgres):
- * initdb into a temporary directory, listening only on a Unix socket there;
- * as the `postgres` user when run as root (PostgreSQL refuses root).
- * Resolves `{ url, stop() }`; `url` is a libpq connection string.
- */
-export async function startPostgres() {
-  const versions = existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql").filter((v) => existsSync(join("/usr/lib/postgresql", v, "bin", "initdb"))) : [];
-  if (versions.length === 0) throw new Error("PostgreSQL is not installed: scripts/setup.sh postgres installs it");
-  const bin = join("/usr/lib/postgresql", versions.sort((a, b) => Number(a) - Number(b)).at(-1), "bin");
-  const dir = mkdtempSync(join(tmpdir(), "holdfast-e2e-pg-"));
-  const root = process.getuid?.() === 0;
-  if (root) execFileSync("chown", ["postgres:postgres", dir]);
-  const run = (tool, args) => {
-    const [cmd, all] = root ? ["runuser", ["-u", "postgres", "--", join(bin, tool), ...args]] : [join(bin, tool), args];
-    return execFileSync(cmd, all, { stdio: "pipe" });
-  };
-  run("initdb", ["-D", join(dir, "data"), "-A", "trust", "-U", "holdfast", "--no-sync", "-E", "UTF8", "--locale", "C"]);
-  const port = await freePort();
-  run("pg_ctl", ["-D", join(dir, "data"), "-o", `-c listen_addresses='' -k ${dir} -p ${port}`, "-l", join(dir, "log"), "-w", "start"]);
-  return {
-    url: `host=${dir} port=${port} user=holdfast dbname=postgres`,
-    stop() {
-      try {
-        run("pg_ctl", ["-D", join(dir, "data"), "-m", "immediate", "-w", "stop"]);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
-  };
-}
+// startPostgres: scripts/postgres.mjs (make bench uses it too).
+export { startPostgres } from "../../scripts/postgres.mjs";
 
 /** A TCP port nothing listens on now (for a server restarted on the same
  * address). */
@@ -412,9 +384,13 @@ class TolerantClientAdapter extends WebSocketClientAdapter {
   };
 }
 
-/** An automerge-repo 2.5.6 repo (no storage) syncing with `url`. */
+/** An automerge-repo 2.5.6 repo (no storage) syncing with `url`; its
+ * network adapter is `repo.adapter` (for diagnostics). */
 export function automergeClient(url) {
-  return new Repo({ network: [new TolerantClientAdapter(url)] });
+  const adapter = new TolerantClientAdapter(url);
+  const repo = new Repo({ network: [adapter] });
+  repo.adapter = adapter;
+  return repo;
 }
 
 /** Attach an error listener to every socket of a `ws` server: a browser
