@@ -28,6 +28,8 @@ const REPS = Number(process.env.BENCH_REPS ?? 5);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((s) => s.trim().toUpperCase())) : null;
 const W7_SECONDS = Number(process.env.BENCH_W7_SECONDS ?? 10);
 const W7_CLIENTS = (process.env.BENCH_W7_CLIENTS ?? "10,100,1000").split(",").map(Number);
+// W7n (bench/w7-nodes.mjs): W7 on shards, PostgreSQL and several nodes.
+const W7N_CLIENTS = (process.env.BENCH_W7N_CLIENTS ?? "100,1000").split(",").map(Number);
 const W9_SECONDS = Number(process.env.BENCH_W9_SECONDS ?? 60);
 const W9_REPS = Number(process.env.BENCH_W9_REPS ?? 2);
 const W9_SYSTEMS = (process.env.BENCH_W9_SYSTEMS ?? "holdfast").split(",").map((s) => s.trim());
@@ -89,10 +91,10 @@ function builds() {
     return b;
   };
   const b = {
-    server: check("holdfast-server", process.env.HOLDFAST_SERVER_BIN, ["holdfast-server", "holdfast-core", "holdfast-log"].map(crate)),
+    server: check("holdfast-server", process.env.HOLDFAST_SERVER_BIN, ["holdfast-server", "holdfast-core", "holdfast-log", "holdfast-pg"].map(crate)),
   };
   if (BROWSER) b.wasm = check("the wasm package", join(PKG_WASM, "holdfast_bg.wasm"), [ROOT, crate("holdfast-core")]);
-  if (runs("W7") || runs("W9")) b.load = check("holdfast-load", join(TARGET, "release", "holdfast-load"), [join(BENCH, "load"), crate("holdfast-core")]);
+  if (runs("W7") || runs("W7N") || runs("W9")) b.load = check("holdfast-load", join(TARGET, "release", "holdfast-load"), [join(BENCH, "load"), crate("holdfast-core")]);
   return b;
 }
 
@@ -571,6 +573,15 @@ function rows(out) {
     add("p99 ack ms", (x) => summary([x.p99_ms]), "lower");
     add("server peak RSS MB", (x) => summary([x.server_peak_rss_kb / 1024]), "lower");
   }
+  for (const [setup, byN] of Object.entries(out.W7N ?? {})) {
+    for (const [n, x] of Object.entries(byN)) {
+      const add = (metric, v, better) => r.push({ w: "W7n", metric: `${setup}, ${n} clients: ${metric}`, h: summary([v]), a: null, better });
+      add("acked changes/s", x.rate, "higher");
+      add("p50 ack ms (worst node)", x.p50_ms, "lower");
+      add("p99 ack ms (worst node)", x.p99_ms, "lower");
+      add("servers' peak RSS MB (sum)", x.rss_kb / 1024, "lower");
+    }
+  }
   if (out.W9) {
     // Per repetition: an unloaded run and a run under attack (bench/w9.mjs).
     const get = (s, f) => (out.W9[s]?.length ? summary(out.W9[s].map(f).filter((x) => x !== undefined && x !== null)) : null);
@@ -704,6 +715,16 @@ async function main() {
       clients: W7_CLIENTS,
       seconds: W7_SECONDS,
       holdfastServerBin: process.env.HOLDFAST_SERVER_BIN,
+      loadBin: join(TARGET, "release", "holdfast-load"),
+      log,
+    });
+  }
+  if (runs("W7N")) {
+    const { runW7Nodes } = await import("./w7-nodes.mjs");
+    out.W7N = await runW7Nodes({
+      clients: W7N_CLIENTS,
+      seconds: W7_SECONDS,
+      serverBin: process.env.HOLDFAST_SERVER_BIN,
       loadBin: join(TARGET, "release", "holdfast-load"),
       log,
     });

@@ -157,10 +157,17 @@ export async function startAmServer({ dir, port = 0 }) {
   }
 }
 
-/** holdfast-server on 127.0.0.1:0 over `dir` (`args`: more flags). */
+/** holdfast-server flags for W7: every client connects from 127.0.0.1, so
+ * the per-IP connection cap (256 by default, W9's defence) is lifted;
+ * with it, "1,000 clients" were 256 and 744 refused. */
+export const W7_SERVER_ARGS = ["--max-connections-per-ip", "0"]
+
+/** holdfast-server on 127.0.0.1:0 over `dir` (`args`: more flags; no `dir`
+ * when they name another storage, e.g. `--postgres`). */
 export async function startHoldfastServer({ bin, dir, args = [] }) {
   // Its default log filter, as shipped (RUST_LOG passes through if set).
-  const s = spawnServer(bin, ["--listen", "127.0.0.1:0", "--data", dir, ...args], { what: "holdfast-server" })
+  const data = dir ? ["--data", dir] : []
+  const s = spawnServer(bin, ["--listen", "127.0.0.1:0", ...data, ...args], { what: "holdfast-server" })
   const url = await s.url
   return {
     url,
@@ -207,7 +214,7 @@ async function runOne({ system, n, seconds, holdfastServerBin, loadBin, log }) {
   try {
     server =
       system === "holdfast"
-        ? await startHoldfastServer({ bin: holdfastServerBin, dir })
+        ? await startHoldfastServer({ bin: holdfastServerBin, dir, args: W7_SERVER_ARGS })
         : await startAmServer({ dir })
     const { result, stderr } = await runLoad(loadBin, ["--url", server.url, "--clients", String(n), "--seconds", String(seconds), "--window", "2"])
     result.server_peak_rss_kb = server.peakRssKb()
