@@ -234,7 +234,9 @@ export type RepoOptions = ({ indexedDB: string; memory?: false } | { memory: tru
    * (read from disk in node, fetched in browsers). */
   wasm?: WasmSource;
   /** Sync servers: `ws://` / `wss://` URLs, or `{ url, token }` for a
-   * server with access control; reconnects with backoff. */
+   * server with access control; reconnects with backoff. Several mean all:
+   * the repo syncs with every one that is up (list every node of a
+   * cluster). */
   sync?: string | SyncServer | (string | SyncServer)[];
 };
 
