@@ -7,8 +7,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** A free port number (the socket file's name carries it). */
-function freePort() {
+/** A TCP port nothing listens on now (PostgreSQL's socket file is named
+ * after it; the e2e harness restarts servers on such ports). */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.on("error", reject);

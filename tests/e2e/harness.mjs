@@ -12,7 +12,6 @@
 // Waiting is always on a condition (page.waitForFunction, events), bounded
 // by a timeout that names what was awaited; there are no fixed sleeps.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -138,21 +137,8 @@ export async function startServer({ www = ROOT, args = [], listen = "127.0.0.1:0
 
 // ---------------------------------------------------------------- PostgreSQL
 
-// startPostgres: scripts/postgres.mjs (make bench uses it too).
-export { startPostgres } from "../../scripts/postgres.mjs";
-
-/** A TCP port nothing listens on now (for a server restarted on the same
- * address). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+// startPostgres, freePort: scripts/postgres.mjs (make bench uses them too).
+export { startPostgres, freePort } from "../../scripts/postgres.mjs";
 
 // ---------------------------------------------------------------- browser
 
