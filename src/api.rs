@@ -260,7 +260,8 @@ impl WasmRepo {
         let id = self.live(document_id)?;
         let heads = parse_heads(&heads)?;
         self.driver
-            .read_durable(&id, |d| {
+            .read_durable(&id, |durable| {
+                let d = durable.working();
                 let mut now = d.get_heads();
                 let mut want = heads.clone();
                 now.sort();
@@ -268,10 +269,7 @@ impl WasmRepo {
                 if now == want {
                     return ops::to_js(d, None);
                 }
-                if let Some(h) = heads
-                    .iter()
-                    .find(|h| d.get_change_meta_by_hash(h).is_none())
-                {
+                if let Some(h) = heads.iter().find(|h| !durable.has_change(h)) {
                     return Err(js_error(
                         ErrorKind::DocumentUnavailable,
                         &format!("document {id} has no durable change {h}"),

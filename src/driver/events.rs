@@ -62,7 +62,7 @@ impl<S: Storage + 'static> Driver<S> {
                     let st = self.shared.state.borrow();
                     st.repo
                         .durable_doc(&doc)
-                        .map(|d| ops::patches_to_js(&d.diff(&before, &after)))
+                        .map(|d| ops::patches_to_js(&d.working().diff(&before, &after)))
                 };
                 let source = match source {
                     ChangeSource::Local => "local",

@@ -25,7 +25,7 @@ use wasm_bindgen::prelude::*;
 use crate::js::{clear_timeout, now, set_timeout};
 use crate::net::{Net, NetEvent};
 use holdfast_core::id::DocumentId;
-use holdfast_core::repo::{ChangeId, Direction, Effect, FindId, Repo};
+use holdfast_core::repo::{ChangeId, Direction, DurableDoc, Effect, FindId, Repo};
 use holdfast_core::storage::Storage;
 
 pub fn heads_js(heads: &[ChangeHash]) -> JsValue {
@@ -169,7 +169,11 @@ impl<S: Storage + 'static> Driver<S> {
     }
 
     /// Read a document's durable state (what storage holds).
-    pub fn read_durable<R>(&self, id: &DocumentId, f: impl FnOnce(&Automerge) -> R) -> Option<R> {
+    pub fn read_durable<R>(
+        &self,
+        id: &DocumentId,
+        f: impl FnOnce(DurableDoc<'_>) -> R,
+    ) -> Option<R> {
         self.shared.state.borrow().repo.durable_doc(id).map(f)
     }
 

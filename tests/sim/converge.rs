@@ -60,7 +60,7 @@ impl World {
                     "{}: {d} is empty after the network healed",
                     n.name
                 );
-                let (heads, value) = (am.get_heads(), am.hydrate(None));
+                let (heads, value) = (am.get_heads(), am.working().hydrate(Some(&am.get_heads())));
                 match &seen {
                     None => seen = Some((n.name.clone(), heads, value)),
                     Some((other, h, v)) => {

@@ -195,7 +195,7 @@ fn a_read_only_token_reads_but_cannot_write_and_nothing_is_stored() {
         let mut reader = Client::connect(&with_token(&url, &read_only)).await;
         reader.find_doc(x).await;
         assert_eq!(
-            get_str(reader.doc(&x), "title").as_deref(),
+            get_str(&reader.doc(&x), "title").as_deref(),
             Some("by the writer")
         );
 
@@ -373,7 +373,7 @@ fn the_creator_owns_its_documents_across_tokens_and_restarts() {
         let plain = token(json!({ "sub": "alice" }));
         let mut alice = Client::connect(&with_token(&server.url(), &plain)).await;
         alice.find_doc(x).await;
-        assert_eq!(get_str(alice.doc(&x), "owner").as_deref(), Some("alice"));
+        assert_eq!(get_str(&alice.doc(&x), "owner").as_deref(), Some("alice"));
         let change = alice.change(&x, |tx| tx.put(ROOT, "again", "yes"));
         alice.wait_durable(change).await;
         let h = alice.heads(&x);

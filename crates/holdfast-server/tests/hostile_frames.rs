@@ -113,7 +113,7 @@ fn f_huge_document_id_against_the_binary() {
         let mut reader = Client::connect(&server.url()).await;
         read_back(&mut reader, doc).await;
         assert_eq!(
-            get_str(reader.doc(&doc), "title").as_deref(),
+            get_str(&reader.doc(&doc), "title").as_deref(),
             Some("during F")
         );
         keeper.close().await;

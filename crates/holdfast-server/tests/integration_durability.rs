@@ -49,7 +49,7 @@ fn acknowledged_work_survives_sigkill() {
                     missing.is_empty(),
                     "round {round}: lost acknowledged changes {missing:?}"
                 );
-                let found = items(d);
+                let found = items(&d);
                 assert_eq!(
                     found[..acked_items.len()],
                     acked_items[..],
@@ -78,7 +78,7 @@ fn acknowledged_work_survives_sigkill() {
             c.wait_acked(&id, &heads).await;
             server.kill9();
             acked_heads = heads;
-            let now_items = items(c.doc(&id));
+            let now_items = items(&c.doc(&id));
             println!(
                 "round {round}: {} changes acknowledged ({} items), server SIGKILLed",
                 PER_ROUND,
@@ -144,7 +144,7 @@ fn storage_failure_withholds_the_ack_until_a_retry_succeeds() {
         // Meanwhile the server serves another client on another document.
         let mut c = Client::connect(&server.url()).await;
         c.find_doc(y).await;
-        assert_eq!(get_str(c.doc(&y), "v").as_deref(), Some("other doc"));
+        assert_eq!(get_str(&c.doc(&y), "v").as_deref(), Some("other doc"));
         assert_eq!(a.ack_index(&x, &want, 0), None);
 
         failing.store(false, Ordering::SeqCst);
@@ -162,7 +162,7 @@ fn storage_failure_withholds_the_ack_until_a_retry_succeeds() {
         let mut d = Client::connect(&server.url()).await;
         d.find_doc(x).await;
         assert_eq!(
-            get_str(d.doc(&x), "v").as_deref(),
+            get_str(&d.doc(&x), "v").as_deref(),
             Some("written during the fault")
         );
         d.close().await;
@@ -215,7 +215,7 @@ fn graceful_stop_finishes_the_commit_in_flight() {
         let mut d = Client::connect(&server.url()).await;
         d.find_doc(id).await;
         assert_eq!(
-            get_str(d.doc(&id), "v").as_deref(),
+            get_str(&d.doc(&id), "v").as_deref(),
             Some("in flight at shutdown")
         );
         d.close().await;
@@ -256,7 +256,7 @@ fn sigint_exits_cleanly_keeping_acknowledged_work() {
                 .any(|m| sync_heads(m).is_some_and(|(x, h)| x == id && sorted(h) == mine))
         })
         .await;
-        let found = items(d.doc(&id));
+        let found = items(&d.doc(&id));
         assert_eq!(found[..3], ["acked 0", "acked 1", "acked 2"]);
         assert!(found.len() == 3 || (found.len() == 4 && found[3].len() == 512 * 1024));
         println!(

@@ -74,7 +74,7 @@ fn two_clients_sync_and_converge() {
         a.wait_acked(&id, &h).await;
 
         b.find_doc(id).await;
-        assert_eq!(get_str(b.doc(&id), "title").as_deref(), Some("from A"));
+        assert_eq!(get_str(&b.doc(&id), "title").as_deref(), Some("from A"));
 
         // A → B.
         a.change(&id, |tx| tx.put(ROOT, "a", "1"));
@@ -83,7 +83,7 @@ fn two_clients_sync_and_converge() {
         Client::wait_both(
             &mut b,
             |b| {
-                get_str(b.doc(&id), "a").as_deref() == Some("1")
+                get_str(&b.doc(&id), "a").as_deref() == Some("1")
                     && b.doc_changed(&id, ChangeSource::Remote) >= 1
             },
             &mut a,
@@ -100,7 +100,7 @@ fn two_clients_sync_and_converge() {
         Client::wait_both(
             &mut a,
             |a| {
-                get_str(a.doc(&id), "b").as_deref() == Some("2")
+                get_str(&a.doc(&id), "b").as_deref() == Some("2")
                     && a.doc_changed(&id, ChangeSource::Remote) > before
             },
             &mut b,
@@ -128,7 +128,7 @@ fn two_clients_sync_and_converge() {
             "convergence",
         )
         .await;
-        assert_eq!(get_str(a.doc(&id), "x"), get_str(b.doc(&id), "x"));
+        assert_eq!(get_str(&a.doc(&id), "x"), get_str(&b.doc(&id), "x"));
         // And the server holds (and advertises) the merge to both.
         let (ba, bb) = (both.clone(), both.clone());
         Client::wait_both(
@@ -267,7 +267,7 @@ fn bad_input_is_refused_without_side_effects() {
             let h = good.heads(&doc);
             good.wait_acked(&doc, &h).await;
             assert!(!good.closed);
-            assert_eq!(items(good.doc(&doc)).len(), n + 1);
+            assert_eq!(items(&good.doc(&doc)).len(), n + 1);
         }
 
         // A frame beyond what the socket layer accepts at all (max_frame +
@@ -327,7 +327,7 @@ fn http_routes() {
         let h = a.heads(&id);
         a.wait_acked(&id, &h).await;
         b.find_doc(id).await;
-        assert_eq!(get_str(b.doc(&id), "k").as_deref(), Some("v"));
+        assert_eq!(get_str(&b.doc(&id), "k").as_deref(), Some("v"));
         a.close().await;
         b.close().await;
         server.stop().await;

@@ -130,7 +130,10 @@ fn metrics_count_messages_and_connections() {
         // join and a second connection, and its messages are counted too.
         let mut b = Client::connect(&server.url()).await;
         b.find_doc(doc_id).await;
-        assert_eq!(get_str(b.doc(&doc_id), "title").as_deref(), Some("counted"));
+        assert_eq!(
+            get_str(&b.doc(&doc_id), "title").as_deref(),
+            Some("counted")
+        );
         let m = Metrics::get(addr).await;
         assert_eq!(m.received("join"), 2, "{}", m.1);
         assert!(

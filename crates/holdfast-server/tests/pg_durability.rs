@@ -23,7 +23,7 @@ fn acknowledged_work_survives_sigkill_of_the_server_and_a_crash_of_the_database(
             let mut c = Client::connect(&server.url()).await;
             if let Some(id) = doc {
                 c.find_doc(id).await;
-                let found = items(c.doc(&id));
+                let found = items(&c.doc(&id));
                 assert_eq!(
                     found[..acked.len()],
                     acked[..],
@@ -40,7 +40,7 @@ fn acknowledged_work_survives_sigkill_of_the_server_and_a_crash_of_the_database(
             }
             let heads = c.heads(&id);
             c.wait_acked(&id, &heads).await;
-            acked = items(c.doc(&id));
+            acked = items(&c.doc(&id));
             server.kill9();
             if round % 2 == 1 {
                 // The database crashes too: only its WAL has the commits.

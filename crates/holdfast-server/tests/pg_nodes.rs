@@ -24,7 +24,7 @@ fn node(url: &str) -> ServerProc {
 async fn wait_items(c: &mut Client, id: DocumentId, want: &BTreeSet<String>, what: &str) {
     let want = want.clone();
     c.wait_for(what, move |c| {
-        let have: BTreeSet<String> = items(c.doc(&id)).into_iter().collect();
+        let have: BTreeSet<String> = items(&c.doc(&id)).into_iter().collect();
         want.is_subset(&have)
     })
     .await;
@@ -68,7 +68,7 @@ fn nodes_on_one_database_carry_each_others_commits_and_survive_a_kill() {
             for c in clients.iter_mut() {
                 let heads = c.heads(&id);
                 c.wait_acked(&id, &heads).await;
-                acked.extend(items(c.doc(&id)));
+                acked.extend(items(&c.doc(&id)));
             }
             // Every client, whichever node it is on, gets everyone's work.
             for (i, c) in clients.iter_mut().enumerate() {

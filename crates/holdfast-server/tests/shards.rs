@@ -74,13 +74,13 @@ fn documents_on_every_shard_sync_and_survive_restarts() {
             let h = a.heads(id);
             a.wait_acked(id, &h).await;
             b.find_doc(*id).await;
-            assert_eq!(get_str(b.doc(id), "title").as_deref(), Some("from A"));
+            assert_eq!(get_str(&b.doc(id), "title").as_deref(), Some("from A"));
             let change = b.change(id, |tx| tx.put(ROOT, "b", "1"));
             b.wait_durable(change).await;
             let h = b.heads(id);
             b.wait_acked(id, &h).await;
             a.wait_heads(id, &h).await;
-            assert_eq!(get_str(a.doc(id), "b").as_deref(), Some("1"));
+            assert_eq!(get_str(&a.doc(id), "b").as_deref(), Some("1"));
         }
         assert_eq!(metric(server.addr, "holdfast_connections").await, 2);
         assert_eq!(
@@ -115,7 +115,7 @@ async fn server_restarted_finds(dir: &std::path::Path, shards: usize, docs: &[Do
     for id in docs {
         c.find_doc(*id).await;
         assert_eq!(
-            get_str(c.doc(id), "b").as_deref(),
+            get_str(&c.doc(id), "b").as_deref(),
             Some("1"),
             "{id} with {shards} shards"
         );

@@ -23,7 +23,8 @@ struct DocBatch {
     /// The new incremental record: changes in `working` not yet issued, and
     /// the heads of `working` they bring it to.
     incremental: Option<(StorageKey, Vec<u8>, Vec<ChangeHash>)>,
-    /// A snapshot of `durable` and the records it covers.
+    /// A snapshot of `working` as this commit leaves storage, and the
+    /// records it covers.
     snapshot: Option<(StorageKey, usize, Vec<StorageKey>)>,
     deletes: Vec<StorageKey>,
     quarantine: Vec<(StorageKey, Vec<u8>)>,
@@ -45,13 +46,6 @@ impl DocBatch {
 }
 
 impl Repo {
-    /// The incremental bytes of `id` in the commit in flight, if any.
-    pub(super) fn in_flight_bytes(&self, id: DocumentId) -> Option<Vec<u8>> {
-        let f = self.in_flight.as_ref()?;
-        let b = f.docs.iter().find(|b| b.doc == id)?;
-        b.incremental.as_ref().map(|(_, bytes, _)| bytes.clone())
-    }
-
     /// Build the next group commit if none is in flight and work is pending.
     pub(super) fn flush(&mut self) {
         if self.in_flight.is_some() {
@@ -108,7 +102,10 @@ impl Repo {
                 && doc.can_snapshot()
                 && doc.deleting().is_none()
             {
-                let bytes = doc.durable.save();
+                // Nothing else is in flight, so `working` is the durable part
+                // plus what this commit writes: the snapshot covers exactly
+                // what storage holds once it completes.
+                let bytes = doc.working.save();
                 let key = StorageKey::chunk(&doc.id, ChunkKind::Snapshot, &bytes);
                 let len = bytes.len();
                 let covered = doc.records.keys().filter(|k| **k != key).cloned().collect();
@@ -217,28 +214,23 @@ impl Repo {
             return;
         };
         doc.in_flight = None;
-        let before = doc.durable.get_heads();
+        let before = doc.durable_heads.clone();
         if let Some((key, bytes, heads)) = b.incremental {
-            let loaded = doc.durable.load_incremental(&bytes);
-            // `records` lists what a snapshot of `durable` may replace, so a
-            // record goes in only once `durable` holds all of it (every
-            // change up to the heads it was cut at). Bytes we produced
-            // ourselves from `working` always load, unless automerge
-            // disagrees with itself; then the record stays on disk,
-            // loaded on the next open and never deleted by compaction.
-            let missing = heads
+            // Commits complete in order and this one was cut from `working`
+            // at `heads`, after everything earlier: they are the durable
+            // heads now. `working` still holds them (a rewind after a panic
+            // keeps what is in flight); should it not, the bytes go back in.
+            if !heads
                 .iter()
-                .filter(|h| doc.durable.get_change_meta_by_hash(h).is_none())
-                .count();
-            if loaded.is_ok() && missing == 0 {
-                doc.records.insert(key, bytes.len());
-            } else {
-                tracing::error!(
-                    doc = %id, %key, ?loaded, missing,
-                    "the durable document did not take a committed record whole; \
-                     it is kept out of compaction"
-                );
+                .all(|h| doc.working.get_change_meta_by_hash(h).is_some())
+            {
+                let working = &mut doc.working;
+                let loaded = guarded(|| working.load_incremental(&bytes));
+                tracing::error!(doc = %id, %key, ?loaded, "a committed record was missing from the document; loaded again");
             }
+            doc.durable_heads = heads;
+            doc.durable_heads.sort();
+            doc.records.insert(key, bytes.len());
         }
         if let Some((key, len, covered)) = b.snapshot {
             doc.records.insert(key, len);
@@ -270,7 +262,7 @@ impl Repo {
             }
         }
         let doc = self.docs.get_mut(&id).expect("present above");
-        let after = doc.durable.get_heads();
+        let after = doc.durable_heads.clone();
         if doc.wants_compaction(&self.cfg) && doc.pending_deletes.is_empty() && doc.can_snapshot() {
             doc.want_snapshot = true;
         }
@@ -327,8 +319,11 @@ impl Repo {
         }
         // Back to the last durable state: everything not yet durable is gone,
         // including changes made while this commit was in flight.
-        doc.working = doc.durable.clone();
-        doc.issued_heads = doc.durable.get_heads();
+        let durable = doc.durable_heads.clone();
+        if let Err(e) = doc.rewind(&durable) {
+            tracing::error!(doc = %id, error = %e, "could not return the document to its durable state");
+        }
+        doc.issued_heads = durable;
         // Maintenance is retried by a later commit.
         doc.pending_deletes.extend(b.deletes);
         doc.quarantine.extend(b.quarantine);

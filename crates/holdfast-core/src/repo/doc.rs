@@ -1,21 +1,24 @@
-//! Per-document state: the durable and working Automerge documents, the
+//! Per-document state: the Automerge document and its durable heads, the
 //! queue of work waiting for a commit, and one sync state per connection.
 //!
 //! Invariants (checked by the simulation):
-//! - `durable` holds exactly what storage holds: it only ever advances by
-//!   loading bytes from a completed commit or from storage, and by feeding it
-//!   sync messages whose changes are already in such bytes.
-//! - Sync messages are generated from `durable` only, so a peer never sees a
-//!   head that is not on our disk.
-//! - `working` = `durable` + changes not yet durable (local, or received);
-//!   it is what the application reads and edits.
+//! - The durable part of `working` (the ancestors of `durable_heads`, see
+//!   [`super::durable`]) is exactly what storage holds: `durable_heads` only
+//!   advances when a commit completes (to the heads that commit was cut at)
+//!   or when records are read from storage.
+//! - Sync messages are generated from that durable part only, so a peer
+//!   never sees a head that is not on our disk.
+//! - `working` = the durable part + changes not yet durable (local, or
+//!   received); it is what the application reads and edits.
 //! - Every queued [`Pending`] item is released only when the commit with id
 //!   `tag` has completed; items are released in queue order.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use automerge::sync::{self, SyncDoc};
+use automerge::sync;
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
+
+use super::durable::{self, DurableDoc};
 
 use super::ops_check::OpCache;
 use super::seqs::SeqCache;
@@ -66,7 +69,7 @@ pub(super) enum Item {
     /// A local change (or creation/import), reported when durable.
     Local(ChangeId),
     /// A sync message whose changes are in `working` but not yet durable. It is
-    /// fed to `durable` (updating that peer's sync state) once they are.
+    /// fed to that peer's sync state (and answered) once they are durable.
     Remote { conn: ConnId, msg: sync::Message },
 }
 
@@ -79,7 +82,8 @@ pub(super) struct Pending {
 pub(super) struct Doc {
     pub id: DocumentId,
     pub phase: Phase,
-    pub durable: Automerge,
+    /// Heads of the durable part of `working` (sorted).
+    pub durable_heads: Vec<ChangeHash>,
     pub working: Automerge,
     /// Heads of `working` already handed to storage (in flight or complete).
     pub issued_heads: Vec<ChangeHash>,
@@ -119,12 +123,11 @@ pub(super) struct Doc {
 
 impl Doc {
     pub fn new(id: DocumentId, actor: &ActorId, phase: Phase) -> Self {
-        let durable = Automerge::new().with_actor(actor.clone());
         Self {
             id,
             phase,
-            working: durable.clone(),
-            durable,
+            working: Automerge::new().with_actor(actor.clone()),
+            durable_heads: Vec::new(),
             issued_heads: Vec::new(),
             in_flight: None,
             items: VecDeque::new(),
@@ -213,7 +216,7 @@ impl Doc {
 
     /// Nothing here at all, durable or pending.
     pub fn is_empty(&self) -> bool {
-        self.durable.get_heads().is_empty()
+        self.durable_heads.is_empty()
             && self.working.get_heads().is_empty()
             && self.in_flight.is_none()
     }
@@ -221,7 +224,7 @@ impl Doc {
     /// Whether a `find` may report the document: it has durable content, or
     /// it was created here (the application's own, still-pending state).
     pub fn findable(&self) -> bool {
-        !self.durable.get_heads().is_empty()
+        !self.durable_heads.is_empty()
             || self.items.iter().any(|p| matches!(p.item, Item::Local(_)))
     }
 
@@ -307,7 +310,26 @@ impl Doc {
     /// A snapshot may only replace records whose changes are all applied:
     /// `save` leaves out changes still waiting for their dependencies.
     pub fn can_snapshot(&self) -> bool {
-        self.durable.get_missing_deps(&[]).is_empty()
+        self.working.get_missing_deps(&[]).is_empty()
+    }
+
+    /// The durable part of `working`.
+    pub fn durable(&self) -> DurableDoc<'_> {
+        DurableDoc::new(&self.working, &self.durable_heads)
+    }
+
+    /// Return `working` to `heads` (which it holds), dropping every change
+    /// that is not their ancestor. `Err`: automerge failed or panicked
+    /// rebuilding it (see `guard`); `working` is then unchanged.
+    pub fn rewind(&mut self, heads: &[ChangeHash]) -> Result<(), String> {
+        if self.working.get_heads() == heads {
+            return Ok(());
+        }
+        let actor = self.working.get_actor().clone();
+        let working = &self.working;
+        self.working =
+            guarded(|| durable::rewound(working, heads, actor))?.map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     /// Whether `theirs` (a peer's advertised heads) covers every one of our
@@ -334,14 +356,13 @@ impl Doc {
             .any(|c| ours.contains(&c.hash))
     }
 
-    /// Apply a peer's sync message to the durable document (its changes are
+    /// Take a peer's sync message into its sync state (its changes are
     /// already durable). Returns false if the peer is gone.
     ///
-    /// automerge gets the message without its changes: they are in `durable`
-    /// already (loaded from the commit that made them durable), so `durable`
-    /// never parses a peer's bytes. For automerge's sync state the only
-    /// difference is `shared_heads`, which it then takes from the message's
-    /// heads (all known once the changes are here).
+    /// The message is taken without its changes: they are in `working`
+    /// already and durable. For the sync state the only difference is
+    /// `shared_heads`, then taken from the message's heads (all known once
+    /// the changes are here).
     ///
     /// A message that carried changes is always answered with our heads: that
     /// answer is the acknowledgement the peer waits for ("on server").
@@ -358,9 +379,7 @@ impl Doc {
             changes: sync::ChunkList::empty(),
             ..msg
         };
-        if let Err(e) = self.durable.receive_sync_message(state, msg) {
-            tracing::warn!(doc = %self.id, error = %e, "could not apply a sync message");
-        }
+        durable::receive(&self.working, &self.durable_heads, state, msg);
         if carried {
             state.last_sent_heads.clear();
         } else if !peer_lost_all {
@@ -373,14 +392,14 @@ impl Doc {
         true
     }
 
-    /// The next sync message for `conn`, from `durable`. `Err`: automerge
-    /// panicked on the peer's state (see `guard`).
+    /// The next sync message for `conn`, from the durable part. `Err`:
+    /// automerge panicked on the peer's state (see `guard`).
     pub fn generate(&mut self, conn: ConnId) -> Result<Option<sync::Message>, String> {
         let Some(state) = self.peers.get_mut(&conn) else {
             return Ok(None);
         };
-        let durable = &self.durable;
-        let Some(mut msg) = guarded(|| durable.generate_sync_message(state))? else {
+        let (working, heads) = (&self.working, &self.durable_heads);
+        let Some(mut msg) = guarded(|| durable::generate(working, heads, state))? else {
             return Ok(None);
         };
         self.rewrite_need(&mut msg.need);
@@ -393,14 +412,13 @@ impl Doc {
             list.sort();
             list.dedup();
         }
-        // No flags section: the peer takes us for a v1 peer and never sends
-        // a whole document (a v2 message), which holdfast does not accept
-        // from peers (`validate::ChunkError::Document`). Holdfast uses none
-        // of the flags (sync reset, read-only).
-        msg.flags = None;
+        // No flags section (`durable::generate` sets none): the peer takes us
+        // for a v1 peer and never sends a whole document (a v2 message),
+        // which holdfast does not accept from peers
+        // (`validate::ChunkError::Document`).
         let state = self.peers.get_mut(&conn).expect("present above");
         // Record the heads actually sent: a reset message carries empty heads
-        // while automerge records our real ones, and would then never send
+        // while the state records our real ones, and would then never send
         // them (it believes the peer has them).
         state.last_sent_heads.clone_from(&msg.heads);
         Ok(Some(msg))

@@ -14,7 +14,9 @@
 //!   never passes a change the client was not told about.
 
 use automerge::sync::{self, BloomFilter, Have};
-use automerge::{Automerge, ChangeHash};
+use automerge::ChangeHash;
+
+use super::durable::DurableDoc;
 
 use super::collection::Link;
 use super::doc::{Doc, Phase};
@@ -137,9 +139,7 @@ impl Repo {
         let quiet: Vec<DocumentId> = self
             .docs
             .values()
-            .filter(|d| {
-                d.loaded() && !d.durable.get_heads().is_empty() && !d.peers.contains_key(&conn)
-            })
+            .filter(|d| d.loaded() && !d.durable_heads.is_empty() && !d.peers.contains_key(&conn))
             .map(|d| d.id)
             .collect();
         for id in quiet {
@@ -177,7 +177,7 @@ impl Repo {
             .get(&id)
             .and_then(|e| e.synced.get(storage_id));
         let listed = waiting.iter().rev().find_map(|(_, p)| p.get(&id));
-        seeded(&doc.durable, synced, listed)
+        seeded(doc.durable(), synced, listed)
     }
 
     /// Sync `id` with `conn`: load it first if it is only in storage.
@@ -346,7 +346,7 @@ impl Repo {
         }
         let doc = self.docs.get(&id).filter(|d| d.loaded());
         if let Some(d) = doc {
-            if d.durable.get_heads().is_empty()
+            if d.durable_heads.is_empty()
                 && d.deleting().is_none()
                 && d.in_flight.is_none()
                 && !d.dirty()
@@ -354,7 +354,7 @@ impl Repo {
                 // Listed, but not in storage after all (deleted underneath).
                 self.collection.forget(&id);
             } else {
-                self.collection.adopt(id, d.durable.get_heads());
+                self.collection.adopt(id, d.durable_heads.clone());
             }
         }
         let held = self
@@ -366,7 +366,7 @@ impl Repo {
             .docs
             .get(&id)
             .filter(|d| d.loaded())
-            .map(|d| &d.durable);
+            .map(|d| d.durable());
         let conns: Vec<ConnId> = self.collection.links.keys().copied().collect();
         for link in self.collection.links.values_mut() {
             if let Link::Server { waiting, .. } = link {
@@ -374,9 +374,7 @@ impl Repo {
                     let done = match (pending.get(&id), durable) {
                         (None, _) => false,
                         _ if !held => true,
-                        (Some(heads), Some(d)) => {
-                            heads.iter().all(|h| d.get_change_meta_by_hash(h).is_some())
-                        }
+                        (Some(heads), Some(d)) => d.has_all(heads),
                         (Some(_), None) => false,
                     };
                     if done {
@@ -421,7 +419,7 @@ impl Repo {
 /// of ours after them, and nothing at all when they are our heads. `listed`:
 /// the peer's current heads, if it just told us (it asks for what it lacks).
 fn seeded(
-    durable: &Automerge,
+    durable: DurableDoc<'_>,
     synced: Option<&Vec<ChangeHash>>,
     listed: Option<&Vec<ChangeHash>>,
 ) -> sync::State {
@@ -429,9 +427,10 @@ fn seeded(
     let Some(theirs) = synced.filter(|h| !h.is_empty()) else {
         return s;
     };
+    let pending = durable.pending();
     let known: Vec<ChangeHash> = theirs
         .iter()
-        .filter(|h| durable.get_change_meta_by_hash(h).is_some())
+        .filter(|h| !pending.contains(h) && durable.working().get_change_meta_by_hash(h).is_some())
         .copied()
         .collect();
     if known.is_empty() {

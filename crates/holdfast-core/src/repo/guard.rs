@@ -10,9 +10,10 @@
 //! connection goes on. In WebAssembly a panic aborts the module and never
 //! reaches `guarded`: there, `crate::validate` is the defence.
 //!
-//! `durable` is never at risk: it only ever loads bytes holdfast wrote
-//! (commits, storage); peers' messages reach it without their changes
-//! ([`super::doc::Doc::feed`]).
+//! What is durable is never at risk: it is on disk. In memory the document
+//! is rebuilt from its changes up to what was issued to storage
+//! ([`super::doc::Doc::rewind`]); should automerge fail at that too, the
+//! error is logged and the document goes on as it is.
 
 use super::doc::Item;
 use super::types::*;
@@ -26,15 +27,14 @@ impl Repo {
     /// changes were not yet issued is disconnected). See the module docs.
     pub(super) fn set_aside(&mut self, id: DocumentId, conn: Option<ConnId>, panic: &str) {
         tracing::error!(doc = %id, ?conn, %panic, "processing a peer's message panicked; the document was set aside for it");
-        let in_flight = self.in_flight_bytes(id);
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
-        doc.working = doc.durable.clone();
-        if let Some(bytes) = in_flight {
-            if let Err(e) = doc.working.load_incremental(&bytes) {
-                tracing::error!(doc = %id, error = %e, "the commit in flight does not load back");
-            }
+        // What is durable or in flight: with nothing of this document in
+        // flight, what was issued is durable.
+        let keep_heads = doc.issued_heads.clone();
+        if let Err(e) = doc.rewind(&keep_heads) {
+            tracing::error!(doc = %id, error = %e, "the document could not be returned to what is durable or in flight");
         }
         doc.orphans.clear();
         let keep = doc.in_flight;

@@ -60,9 +60,9 @@ impl Repo {
             return;
         };
         let (loaded, good, bad) = load_records(records);
-        doc.durable = loaded.with_actor(actor);
-        doc.working = doc.durable.clone();
-        doc.issued_heads = doc.durable.get_heads();
+        doc.working = loaded.with_actor(actor);
+        doc.durable_heads = doc.working.get_heads();
+        doc.issued_heads = doc.durable_heads.clone();
         doc.records = good.into_iter().collect();
         // One load per loading document (a find or frame for a document
         // already loading joins it), so the phase is `Loading` here.

@@ -21,6 +21,7 @@ mod commit;
 mod conn_limits;
 mod doc;
 mod docs;
+mod durable;
 mod evict;
 mod exchange;
 mod guard;
@@ -45,6 +46,7 @@ use crate::id::DocumentId;
 use crate::storage::{StorageKey, StorageReset};
 use crate::wire::PeerId;
 use doc::{Doc, Item, Pending, Phase};
+pub use durable::DurableDoc;
 pub use types::*;
 
 pub struct Repo {
@@ -206,9 +208,13 @@ impl Repo {
         self.docs.get(id).filter(|d| d.loaded()).map(|d| &d.working)
     }
 
-    /// The document as it is on disk.
-    pub fn durable_doc(&self, id: &DocumentId) -> Option<&Automerge> {
-        self.docs.get(id).filter(|d| d.loaded()).map(|d| &d.durable)
+    /// The document as it is on disk: a view of [`Self::doc`] at its
+    /// durable heads.
+    pub fn durable_doc(&self, id: &DocumentId) -> Option<DurableDoc<'_>> {
+        self.docs
+            .get(id)
+            .filter(|d| d.loaded())
+            .map(|d| d.durable())
     }
 
     pub fn documents(&self) -> impl Iterator<Item = &DocumentId> {
@@ -361,7 +367,7 @@ impl Repo {
 
     /// The document's complete durable history, loadable by `Automerge::load`.
     pub fn export(&self, id: &DocumentId) -> Option<Vec<u8>> {
-        self.durable_doc(id).map(Automerge::save)
+        self.durable_doc(id).map(|d| d.save())
     }
 
     /// Open a document: from memory, else from storage, else from peers.
@@ -440,7 +446,7 @@ impl Repo {
                 self.update_coverage(id);
             }
             None => {
-                let heads = doc.durable.get_heads();
+                let heads = doc.durable_heads.clone();
                 self.effects.push_back(Effect::Event(Event::ChangeDurable {
                     change,
                     doc: id,

@@ -362,8 +362,8 @@ impl Repo {
             if !doc.loaded() {
                 continue;
             }
-            let finding = !doc.finds.is_empty() && doc.durable.get_heads().is_empty();
-            let announce = !taken && self.cfg.announce && !doc.durable.get_heads().is_empty();
+            let finding = !doc.finds.is_empty() && doc.durable_heads.is_empty();
+            let announce = !taken && self.cfg.announce && !doc.durable_heads.is_empty();
             if (finding || announce) && !doc.peers.contains_key(&conn) {
                 doc.peers.insert(conn, Default::default());
                 self.note_peer(conn, id);

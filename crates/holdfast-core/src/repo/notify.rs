@@ -85,7 +85,7 @@ impl Repo {
                 let Some(doc) = self.docs.get_mut(id).filter(|d| d.loaded()) else {
                     continue;
                 };
-                let heads = doc.durable.get_heads();
+                let heads = doc.durable_heads.clone();
                 let silent = doc
                     .peers
                     .get(&conn)

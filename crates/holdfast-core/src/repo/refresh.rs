@@ -190,22 +190,22 @@ impl Repo {
             .collect();
         let mut panicked = None;
         if !fresh.is_empty() {
-            let before = doc.durable.get_heads();
+            // Nothing is pending: `working` is exactly what is durable, and
+            // what it takes from storage is durable too.
+            let before = doc.durable_heads.clone();
             let bytes: Vec<u8> = fresh.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-            let merged = doc.durable.load_incremental(&bytes);
-            if let Err(e) = merged {
-                // Left for a full load to quarantine. Nothing was pending,
-                // so `working` holds exactly what `durable` held before.
-                tracing::warn!(doc = %id, error = %e, "records of another writer did not load");
-                doc.durable = doc.working.clone();
+            let working = &mut doc.working;
+            let merged = guarded(|| working.load_incremental(&bytes));
+            if !matches!(merged, Ok(Ok(_))) {
+                // Left for a full load to quarantine.
+                tracing::warn!(doc = %id, ?merged, "records of another writer did not load");
+                if let Err(e) = doc.rewind(&before) {
+                    tracing::error!(doc = %id, error = %e, "could not return the document to its durable state");
+                }
                 return true;
             }
-            // `working` held what `durable` held: it takes the same bytes,
-            // or, should automerge disagree with itself, becomes `durable`.
-            if doc.working.load_incremental(&bytes).is_err() {
-                doc.working = doc.durable.clone();
-            }
-            doc.issued_heads = doc.working.get_heads();
+            doc.durable_heads = doc.working.get_heads();
+            doc.issued_heads = doc.durable_heads.clone();
             for (k, v) in &fresh {
                 doc.records.insert(k.clone(), v.len());
             }
@@ -220,12 +220,15 @@ impl Repo {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => {
                         tracing::warn!(doc = %id, error = %e, "held-back changes did not load");
-                        doc.working = doc.durable.clone();
+                        let durable = doc.durable_heads.clone();
+                        if let Err(e) = doc.rewind(&durable) {
+                            panicked = Some(e);
+                        }
                     }
                     Err(p) => panicked = Some(p),
                 }
             }
-            let after = doc.durable.get_heads();
+            let after = doc.durable_heads.clone();
             if before != after {
                 self.event(Event::DocChanged {
                     doc: id,

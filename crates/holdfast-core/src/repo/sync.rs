@@ -3,7 +3,9 @@
 //! waits for, and generating sync messages (from durable state only, so a
 //! peer is never offered a head that is not on our disk).
 
-use automerge::sync::{self, SyncDoc};
+use automerge::sync;
+
+use super::durable;
 
 use super::doc::{Doc, Item, Pending, Phase};
 use super::types::*;
@@ -92,7 +94,7 @@ impl Repo {
             return;
         };
         let state = doc.peers.entry(conn).or_default();
-        if msg.have.first().map(|h| &h.last_sync) != Some(&doc.durable.get_heads()) {
+        if msg.have.first().map(|h| &h.last_sync) != Some(&doc.durable_heads) {
             // The peer does not know that it has our heads: it gets them
             // (a state kept across a reconnect believes it told them).
             state.have_responded = false;
@@ -102,7 +104,7 @@ impl Repo {
             // We have nothing: say so. The peer stays subscribed and gets the
             // document if it arrives later.
             let state = doc.peers.get_mut(&conn).expect("inserted");
-            let _ = doc.durable.receive_sync_message(state, msg);
+            durable::receive(&doc.working, &doc.durable_heads, state, msg);
             // `doc-unavailable` is our answer: no empty sync message follows.
             state.have_responded = true;
             state.last_sent_heads = Vec::new();
@@ -167,7 +169,7 @@ impl Repo {
         let Some(doc) = self.docs.get_mut(&id) else {
             return;
         };
-        if !doc.durable.get_heads().is_empty() {
+        if !doc.durable_heads.is_empty() {
             return;
         }
         for conn in &open {
@@ -185,7 +187,7 @@ impl Repo {
         let Some(doc) = self.docs.get(&id) else {
             return;
         };
-        if doc.finds.is_empty() || !doc.durable.get_heads().is_empty() {
+        if doc.finds.is_empty() || !doc.durable_heads.is_empty() {
             return;
         }
         let Phase::Requesting { unavailable, .. } = &doc.phase else {
@@ -206,7 +208,7 @@ impl Repo {
         if !doc.loaded() {
             return;
         }
-        if self.cfg.announce && !doc.durable.get_heads().is_empty() {
+        if self.cfg.announce && !doc.durable_heads.is_empty() {
             let fresh: Vec<ConnId> = self
                 .open_conns()
                 .into_iter()
@@ -285,7 +287,7 @@ impl Repo {
             Ok(None) => return,
             Err(panic) => return self.drop_peer_state(id, conn, &panic),
         };
-        let request = doc.durable.get_heads().is_empty();
+        let request = doc.durable_heads.is_empty();
         let frame = Message::Sync {
             request,
             document_id: id,

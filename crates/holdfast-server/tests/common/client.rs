@@ -344,8 +344,10 @@ impl Client {
             .unwrap_or_default()
     }
 
-    pub fn doc(&self, doc: &DocumentId) -> &Automerge {
-        self.repo.durable_doc(doc).expect("document is open")
+    /// The document as it is on disk (a copy).
+    pub fn doc(&self, doc: &DocumentId) -> Automerge {
+        let durable = self.repo.durable_doc(doc).expect("document is open");
+        durable.to_automerge().expect("the durable state rebuilds")
     }
 
     /// Index of the first received message that is a server `sync` for `doc`

@@ -106,7 +106,7 @@ pub async fn attack(env: &mut Env, case: &str, craft: impl FnOnce(&Automerge) ->
     let (doc, _) = env.keeper.create(move |tx| tx.put(ROOT, "title", t));
     let acked = env.keeper.heads(&doc);
     env.keeper.wait_acked(&doc, &acked).await;
-    let frame = craft(env.keeper.doc(&doc));
+    let frame = craft(&env.keeper.doc(&doc));
     let before = env.server.storage.stats().await.unwrap();
     let panics_before = panics_on_this_thread().len();
 
@@ -172,14 +172,14 @@ pub async fn attack(env: &mut Env, case: &str, craft: impl FnOnce(&Automerge) ->
     let mut reader = Client::connect(&url).await;
     read_back(&mut reader, fresh).await;
     assert_eq!(sorted(reader.heads(&fresh)), sorted(fresh_heads.clone()));
-    assert_eq!(get_str(reader.doc(&fresh), "note"), Some(note));
+    assert_eq!(get_str(&reader.doc(&fresh), "note"), Some(note));
     read_back(&mut reader, doc).await;
     assert_eq!(
         sorted(reader.heads(&doc)),
         sorted(acked.clone()),
         "{case}: the attacked document as acknowledged"
     );
-    assert_eq!(get_str(reader.doc(&doc), "title"), Some(title));
+    assert_eq!(get_str(&reader.doc(&doc), "title"), Some(title));
     reader.change(&doc, |tx| tx.put(ROOT, "reader", "after the attack"));
     let h = reader.heads(&doc);
     reader.wait_acked(&doc, &h).await;

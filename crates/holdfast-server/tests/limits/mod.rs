@@ -109,7 +109,7 @@ impl Env {
                 sorted(c.heads(&doc)) == sorted(heads.clone())
             })
             .await;
-        assert_eq!(get_str(reader.doc(&doc), "note"), Some(note));
+        assert_eq!(get_str(&reader.doc(&doc), "note"), Some(note));
         writer.close().await;
         reader.close().await;
         let rss = self.rss_mib();
