@@ -46,7 +46,7 @@ const LONG = 180_000; // bound of one page call (a workload), reached only on a 
 const runs = (w) => !ONLY || ONLY.has(w);
 // W7 and W9 drive native clients against the servers: without a workload of
 // the pages, neither the site nor Chromium is needed.
-const BROWSER = ["W1", "W2", "W3", "W4", "W5", "W5B", "W6", "W10", "D1"].some(runs);
+const BROWSER = ["W1", "W2", "W3", "W4", "W5", "W5B", "W6", "W8", "W10", "D1"].some(runs);
 const log = (...a) => console.error("bench:", ...a);
 
 // ---------------------------------------------------------------- what is measured
@@ -559,6 +559,14 @@ function rows(out) {
     add("wasm bytes gzip -9", (x) => x.wasm.gzip);
     add("total gzip -9", (x) => x.js.gzip + x.wasm.gzip, 0.5);
   }
+  for (const n of Object.keys(out.W8 ?? {})) {
+    const get = (k) => SYSTEMS.map((s) => summary(out.W8[n][s]?.map((x) => x[k])));
+    const k = Number(n).toLocaleString("en-US");
+    const [h, a] = get("rssPerDoc");
+    r.push({ w: "W8", metric: `${k} docs open: renderer memory per doc, bytes`, h, a, better: "lower", target: 0.5 });
+    const [hh, ah] = get("heapPerDoc");
+    r.push({ w: "W8", metric: `${k} docs open: JS heap per doc, bytes`, h: hh, a: ah, better: "lower" });
+  }
   for (const n of Object.keys(out.W7?.holdfast ?? {})) {
     const get = (s, f) => {
       const x = out.W7[s]?.[n];
@@ -569,6 +577,7 @@ function rows(out) {
       r.push({ w: "W7", metric: `${n} clients: ${metric}`, h, a, better });
     };
     add("acked changes/s (per 2 s window)", (x) => summary(x.rate_windows), "higher");
+    add("last / first 2 s window", (x) => summary([x.rate_windows.at(-1) / x.rate_windows[0]]), "higher");
     add("p50 ack ms", (x) => summary([x.p50_ms]), "lower");
     add("p99 ack ms", (x) => summary([x.p99_ms]), "lower");
     add("server peak RSS MB", (x) => summary([x.server_peak_rss_kb / 1024]), "lower");
@@ -697,6 +706,11 @@ async function main() {
       }
       if (runs("W10")) {
         for (let rep = 0; rep < REPS; rep++) for (const s of SYSTEMS) await w10(context, web.http, s, rep, out);
+      }
+      if (runs("W8")) {
+        const { runW8 } = await import("./w8.mjs");
+        const helpers = { systems: SYSTEMS, openBenchPage, gotoBench, call, dropDb, freshDb, log };
+        out.W8 = await runW8(context, web.http, profile, helpers);
       }
     } finally {
       await context.close();
