@@ -115,8 +115,9 @@ const bench = {
   async w3Load(url) {
     const t0 = now();
     const h = await repo.find(url);
+    const findMs = now() - t0;
     const length = h.doc().items.length;
-    return { ms: now() - t0, length };
+    return { ms: now() - t0, findMs, length };
   },
 
   async idbStats() {

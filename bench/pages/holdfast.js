@@ -105,9 +105,10 @@ const bench = {
   async w3Load(url) {
     const t0 = performance.now();
     const h = await find(url);
+    const findMs = performance.now() - t0;
     const doc = h.doc();
     const ms = performance.now() - t0;
-    return { ms, length: doc.items.length };
+    return { ms, findMs, length: doc.items.length };
   },
 
   idbStats() {
