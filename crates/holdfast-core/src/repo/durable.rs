@@ -248,10 +248,7 @@ pub(super) fn generate(
                 .collect();
         }
     }
-    let mut changes = Vec::with_capacity(hashes.len());
-    for h in &hashes {
-        changes.push(doc.get_change_by_hash(h)?.raw_bytes().to_vec());
-    }
+    let changes = change_bytes(doc, state.their_have.as_deref(), &hashes)?;
     let heads_unchanged = state.last_sent_heads == our_heads;
     let heads_equal = state.their_heads.as_ref() == Some(&our_heads);
     if heads_unchanged && state.have_responded {
@@ -279,6 +276,42 @@ pub(super) fn generate(
         flags: None,
         version: sync::MessageVersion::V1,
     })
+}
+
+/// The bytes of `hashes`, in that order. automerge rebuilds changes from its
+/// columns, one pass over the operations per call, so those after the
+/// peer's `last_sync` are rebuilt in one call (as automerge's own sync
+/// does); a change only named in the peer's `need` (and all of them when it
+/// sent no Bloom filter) is rebuilt alone.
+fn change_bytes(
+    doc: &Automerge,
+    have: Option<&[Have]>,
+    hashes: &[ChangeHash],
+) -> Option<Vec<Vec<u8>>> {
+    let mut built: HashMap<ChangeHash, Change> = HashMap::new();
+    let have = have.unwrap_or_default();
+    if hashes.len() > 1 && !have.is_empty() {
+        let since: Vec<ChangeHash> = have
+            .iter()
+            .flat_map(|h| h.last_sync.iter().copied())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let wanted: HashSet<&ChangeHash> = hashes.iter().collect();
+        built = doc
+            .get_changes(&since)
+            .into_iter()
+            .filter(|c| wanted.contains(&c.hash()))
+            .map(|c| (c.hash(), c))
+            .collect();
+    }
+    hashes
+        .iter()
+        .map(|h| match built.get(h) {
+            Some(c) => Some(c.raw_bytes().to_vec()),
+            None => Some(doc.get_change_by_hash(h)?.raw_bytes().to_vec()),
+        })
+        .collect()
 }
 
 /// Take a peer's message into its sync state, as automerge's
