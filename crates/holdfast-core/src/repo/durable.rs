@@ -162,13 +162,7 @@ impl<'a> View<'a> {
         if have.is_empty() {
             return need;
         }
-        let last_sync: Vec<ChangeHash> = have
-            .iter()
-            .flat_map(|h| h.last_sync.iter().copied())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let changes = self.since(&last_sync);
+        let changes = self.since(&last_sync(have));
         let mut dependents: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();
         let mut to_send = HashSet::new();
         for (hash, deps) in &changes {
@@ -278,6 +272,15 @@ pub(super) fn generate(
     })
 }
 
+/// Every hash the peer's filters were built since, once each.
+fn last_sync(have: &[Have]) -> Vec<ChangeHash> {
+    let all: BTreeSet<ChangeHash> = have
+        .iter()
+        .flat_map(|h| h.last_sync.iter().copied())
+        .collect();
+    all.into_iter().collect()
+}
+
 /// The bytes of `hashes`, in that order. automerge rebuilds changes from its
 /// columns, one pass over the operations per call, so those after the
 /// peer's `last_sync` are rebuilt in one call (as automerge's own sync
@@ -291,12 +294,7 @@ fn change_bytes(
     let mut built: HashMap<ChangeHash, Change> = HashMap::new();
     let have = have.unwrap_or_default();
     if hashes.len() > 1 && !have.is_empty() {
-        let since: Vec<ChangeHash> = have
-            .iter()
-            .flat_map(|h| h.last_sync.iter().copied())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let since = last_sync(have);
         let wanted: HashSet<&ChangeHash> = hashes.iter().collect();
         built = doc
             .get_changes(&since)
