@@ -157,9 +157,11 @@ pub fn describe_ops(frame: &[u8]) -> Vec<String> {
     out
 }
 
-/// The bytes an input makes the core handle: every frame, plus what its
-/// compressed change chunks inflate to (up to the core's budget of 64 per
-/// received byte). Linear work is proportional to this.
+/// The bytes an input makes the core handle, at most: every frame, plus
+/// what its compressed change chunks inflate to (up to the core's budget of
+/// 64 per received byte; the core also stops where a change's header says
+/// its columns end, which this does not model). Linear work is
+/// proportional to this.
 pub fn data_bytes(frames: &[Vec<u8>]) -> u64 {
     use holdfast_core::wire::{self, DecodeLimits, Message};
     let mut total = 0u64;

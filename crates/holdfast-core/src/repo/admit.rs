@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 
 use super::doc::Doc;
 use super::ops_check::OpIndex;
@@ -33,14 +33,14 @@ fn hex(h: &ChangeHash) -> String {
 
 impl Doc {
     /// Decides which of a checked message's chunks `working` may load now.
-    /// Returns their bytes in a loadable order; changes still missing
+    /// Returns them in a loadable order; changes still missing
     /// dependencies become orphans. Refuses the whole message if any of its
     /// changes can never be applied.
     pub(super) fn admit(
         &mut self,
         chunks: Vec<ChangeInfo>,
         limits: &PeerLimits,
-    ) -> Result<Vec<Vec<u8>>, ValidationError> {
+    ) -> Result<Vec<Change>, ValidationError> {
         self.seqs.refresh(&self.working);
         let new_ops: u64 = chunks.iter().map(ChangeInfo::new_ops).sum();
         let deletes: u64 = chunks.iter().map(|c| c.deletes).sum();
@@ -126,7 +126,7 @@ impl Doc {
                     batch_deps.insert(c.hash, c.deps.clone());
                     batch_max.insert(c.hash, (c.start_op + c.ops).saturating_sub(1));
                     batch_last.insert(c.actor.clone(), c.hash);
-                    ready.push(c.bytes);
+                    ready.push(c.change);
                     for w in waiting.remove(&h).unwrap_or_default() {
                         if let Some(n) = missing.get_mut(&w) {
                             *n -= 1;
@@ -158,8 +158,8 @@ impl Doc {
                 tracing::info!(doc = %self.id, "too many held-back changes; dropping one");
                 continue;
             }
-            // Held back for a while: its bytes suffice (a message's operations
-            // take more memory decoded than encoded).
+            // Held back for a while: its change suffices (a message's
+            // operations take more memory decoded than encoded).
             let mut c = c;
             c.rows = None;
             self.orphans.push(c);
@@ -175,7 +175,7 @@ impl Doc {
     /// the next message carrying changes, which may never come: `rewrite_need`
     /// no longer asks for dependencies `working` holds, and the sender
     /// believes it has sent them.
-    pub(super) fn readmit_orphans(&mut self, limits: &PeerLimits) -> Vec<Vec<u8>> {
+    pub(super) fn readmit_orphans(&mut self, limits: &PeerLimits) -> Vec<Change> {
         if self.orphans.is_empty() {
             return Vec::new();
         }

@@ -214,10 +214,9 @@ impl Repo {
             let limits = self.cfg.peer_limits;
             let ready = doc.readmit_orphans(&limits);
             if !ready.is_empty() {
-                let bytes: Vec<u8> = ready.concat();
                 let working = &mut doc.working;
-                match guarded(|| working.load_incremental(&bytes)) {
-                    Ok(Ok(_)) => {}
+                match guarded(|| working.apply_changes(ready)) {
+                    Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         tracing::warn!(doc = %id, error = %e, "held-back changes did not load");
                         let durable = doc.durable_heads.clone();

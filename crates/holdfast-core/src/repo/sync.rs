@@ -116,11 +116,21 @@ impl Repo {
             return self.send(conn, &reply);
         }
         let mut msg = msg;
+        let mut checked = None;
         if let Some(chunks) = chunks.filter(|c| !c.is_empty()) {
             // Checked: load only what may be applied now (see `admit`).
             let all = chunks.into_iter().flatten().collect();
             match doc.admit(all, &self.cfg.peer_limits) {
-                Ok(ready) => msg.changes = sync::ChunkList::from(ready),
+                Ok(ready) => {
+                    // What the message is answered as carrying (the bytes
+                    // themselves are not read again).
+                    msg.changes = ready
+                        .iter()
+                        .map(|c| c.raw_bytes().to_vec())
+                        .collect::<Vec<_>>()
+                        .into();
+                    checked = Some(ready);
+                }
                 Err(error) => {
                     let doc = id.to_string();
                     return self.protocol_error(conn, ProtocolError::Refused { doc, error });
@@ -131,8 +141,15 @@ impl Repo {
             doc.conn_tag(conn)
         } else {
             // (A panic here is caught by `handle_doc_message`'s guard.)
-            let bytes: Vec<u8> = msg.changes.iter().flatten().copied().collect();
-            if let Err(e) = doc.working.load_incremental(&bytes) {
+            let applied = match checked {
+                // Parsed once, by the checks.
+                Some(changes) => doc.working.apply_changes(changes),
+                None => {
+                    let bytes: Vec<u8> = msg.changes.iter().flatten().copied().collect();
+                    doc.working.load_incremental(&bytes).map(drop)
+                }
+            };
+            if let Err(e) = applied {
                 return self.protocol_error(conn, ProtocolError::BadSyncMessage(e.to_string()));
             }
             doc.barrier(next_batch)

@@ -10,7 +10,6 @@
 use std::io::Read;
 
 use automerge::{ActorId, Change, ChangeHash};
-use sha2::{Digest, Sha256};
 
 use super::columns::{self, ACTION_SPEC, DEFLATE, VALUE};
 use super::leb::{ReadError, Reader};
@@ -24,6 +23,11 @@ pub use super::error::ChunkError;
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 /// 2^53: any JavaScript timestamp.
 const MAX_TIME: u64 = 1 << 53;
+/// Bytes a change may carry after its columns. automerge 0.12 writes only
+/// an author footer there (an author id); the format leaves the space for
+/// later versions. Without a bound, a small compressed chunk could make
+/// every check below copy and hash tens of MiB of nothing.
+pub const MAX_EXTRA_BYTES: usize = 64 << 10;
 
 /// A change chunk that passed the checks.
 #[derive(Clone, Debug)]
@@ -43,8 +47,10 @@ pub struct ChangeInfo {
     pub rows: Option<Vec<OpRow>>,
     pub ops: u64,
     pub deletes: u64,
-    /// The chunk exactly as received.
-    pub bytes: Vec<u8>,
+    /// The change as automerge parsed it, uncompressed: applied as is
+    /// (`Automerge::apply_changes`), so that nothing parses, inflates or
+    /// hashes it a second time.
+    pub change: Change,
 }
 
 impl ChangeInfo {
@@ -54,7 +60,7 @@ impl ChangeInfo {
     pub fn rows(&self) -> Result<std::borrow::Cow<'_, [OpRow]>, ChunkError> {
         match &self.rows {
             Some(r) => Ok(r.into()),
-            None => check_chunks(&self.bytes, &mut Budget::unbounded())?
+            None => check_chunks(self.change.raw_bytes(), &mut Budget::unbounded())?
                 .pop()
                 .and_then(|c| c.rows)
                 .map(Into::into)
@@ -142,15 +148,20 @@ pub fn check_chunks(bytes: &[u8], budget: &mut Budget) -> Result<Vec<ChangeInfo>
         let whole = &bytes[start..bytes.len() - r.remaining()];
         out.push(match ty {
             0 => return Err(ChunkError::Document),
-            1 => {
-                verify_checksum(1, body, declared)?;
-                check_change(body, whole, budget)?
-            }
+            1 => check_change(body, whole, declared, budget)?,
             2 => {
+                // The checksum and the hash cover the uncompressed change:
+                // automerge parses that form, and does not inflate it again.
                 let inflated = inflate(body, budget)?;
-                // The checksum covers the uncompressed change.
-                verify_checksum(1, &inflated, declared)?;
-                check_change(&inflated, whole, budget)?
+                let mut whole = Vec::with_capacity(inflated.len() + 19);
+                whole.extend_from_slice(&MAGIC);
+                whole.extend_from_slice(&declared);
+                whole.push(1);
+                write_uleb(&mut whole, inflated.len() as u64);
+                let at = whole.len();
+                whole.extend_from_slice(&inflated);
+                drop(inflated);
+                check_change(&whole[at..], &whole, declared, budget)?
             }
             3 => return Err(ChunkError::Bundle),
             t => return Err(ChunkError::UnknownType(t)),
@@ -159,41 +170,63 @@ pub fn check_chunks(bytes: &[u8], budget: &mut Budget) -> Result<Vec<ChangeInfo>
     Ok(out)
 }
 
-fn verify_checksum(ty: u8, body: &[u8], declared: [u8; 4]) -> Result<(), ChunkError> {
-    let mut len = Vec::with_capacity(10);
-    let mut n = body.len() as u64;
+fn write_uleb(out: &mut Vec<u8>, mut n: u64) {
     loop {
         let b = (n & 0x7f) as u8;
         n >>= 7;
         if n == 0 {
-            len.push(b);
-            break;
+            out.push(b);
+            return;
         }
-        len.push(b | 0x80);
+        out.push(b | 0x80);
     }
-    let mut h = Sha256::new();
-    h.update([ty]);
-    h.update(&len);
-    h.update(body);
-    let computed: [u8; 32] = h.finalize().into();
-    if computed[..4] != declared {
-        return Err(ChunkError::Checksum {
-            declared: hex::encode(declared),
-            computed: hex::encode(&computed[..4]),
-        });
-    }
-    Ok(())
 }
 
+/// Inflates a compressed change body, no further than the message's
+/// budget, and no further than its own header declares (its columns plus
+/// [`MAX_EXTRA_BYTES`]): a bomb of trailing bytes is refused once the
+/// declared length is passed, not at the budget.
 fn inflate(data: &[u8], budget: &mut Budget) -> Result<Vec<u8>, ChunkError> {
     let limit = budget.inflate;
+    let mut dec = flate2::read::DeflateDecoder::new(data);
     let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(data)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ChunkError::Inflate(e.to_string()))?;
-    if out.len() > limit {
-        return Err(ChunkError::InflateTooLarge { limit });
+    let mut bound = limit;
+    let mut head_read = false;
+    let mut want: usize = 4096;
+    loop {
+        let target = want.min(bound.saturating_add(1));
+        (&mut dec)
+            .take((target - out.len()) as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| ChunkError::Inflate(e.to_string()))?;
+        if out.len() > bound {
+            return Err(if bound < limit {
+                ChunkError::Rule(format!(
+                    "inflates past its columns and {MAX_EXTRA_BYTES} bytes after them"
+                ))
+            } else {
+                ChunkError::InflateTooLarge { limit }
+            });
+        }
+        if out.len() < target {
+            break; // the end of the stream
+        }
+        if !head_read {
+            match declared_len(&out) {
+                Ok(n) => {
+                    bound = bound.min(n.saturating_add(MAX_EXTRA_BYTES));
+                    head_read = true;
+                }
+                Err(ChunkError::Read(ReadError::Truncated(_))) => {}
+                // Malformed: `check_change` says why.
+                Err(_) => head_read = true,
+            }
+        }
+        want = if head_read {
+            bound.saturating_add(1)
+        } else {
+            want.saturating_mul(2)
+        };
     }
     budget.inflate -= out.len();
     Ok(out)
@@ -263,30 +296,73 @@ fn bound_columns(cols: &[(u32, Vec<u8>)], max: u64) -> Result<(), ChunkError> {
     Ok(())
 }
 
-fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<ChangeInfo, ChunkError> {
-    let mut r = Reader::new(body);
+/// What a change body holds before its columns' data.
+struct Head {
+    time: i64,
+    others: usize,
+    /// Each column's spec and length.
+    meta: Vec<(u32, usize)>,
+}
+
+fn read_head(r: &mut Reader<'_>) -> Result<Head, ChunkError> {
     let deps = r.count("deps", usize::MAX)?;
     r.take(deps.saturating_mul(32), "deps")?;
     r.prefixed("actor")?;
     r.uleb("seq")?;
     r.uleb("startOp")?;
-    // automerge stores times delta-encoded in i64; two far apart overflow
-    // it (a panic). Real ones are milliseconds or seconds since 1970.
     let time = r.sleb("time")?;
-    if time.unsigned_abs() > MAX_TIME {
-        return Err(ChunkError::Rule(format!("time {time} out of range")));
-    }
     r.prefixed("message")?;
     let others = r.count("other actors", usize::MAX)?;
     for _ in 0..others {
         r.prefixed("other actor")?;
     }
-    let meta = column_meta(&mut r)?;
+    let meta = column_meta(r)?;
+    Ok(Head { time, others, meta })
+}
+
+/// How long a change body whose first bytes are `prefix` declares itself
+/// (without what may follow its columns).
+fn declared_len(prefix: &[u8]) -> Result<usize, ChunkError> {
+    let mut r = Reader::new(prefix);
+    let head = read_head(&mut r)?;
+    let cols = head.meta.iter().fold(0usize, |n, c| n.saturating_add(c.1));
+    Ok((prefix.len() - r.remaining()).saturating_add(cols))
+}
+
+/// `whole` is the uncompressed chunk whose body is `body`.
+fn check_change(
+    body: &[u8],
+    whole: &[u8],
+    declared: [u8; 4],
+    budget: &mut Budget,
+) -> Result<ChangeInfo, ChunkError> {
+    let mut r = Reader::new(body);
+    let Head { time, others, meta } = read_head(&mut r)?;
+    // automerge stores times delta-encoded in i64; two far apart overflow
+    // it (a panic). Real ones are milliseconds or seconds since 1970.
+    if time.unsigned_abs() > MAX_TIME {
+        return Err(ChunkError::Rule(format!("time {time} out of range")));
+    }
     let cols = column_data(&mut r, &meta)?;
+    if r.remaining() > MAX_EXTRA_BYTES {
+        return Err(ChunkError::Rule(format!(
+            "{} bytes after the columns (at most {MAX_EXTRA_BYTES})",
+            r.remaining()
+        )));
+    }
     let (ops, deletes) = check_op_columns(&cols, body.len(), budget)?;
     rules::check(&cols, 1 + others)?;
     // Bounded now: automerge's own parse iterates the operations once.
     let change = Change::try_from(whole).map_err(|e| ChunkError::Automerge(e.to_string()))?;
+    // automerge's parse does not compare the checksum; it is the first
+    // bytes of the hash it computed (one SHA-256 pass, not two).
+    let hash = change.hash();
+    if hash.0[..4] != declared {
+        return Err(ChunkError::Checksum {
+            declared: hex::encode(declared),
+            computed: hex::encode(&hash.0[..4]),
+        });
+    }
     if change.start_op().get().saturating_add(ops) > u64::from(u32::MAX) {
         return Err(ChunkError::Rule("operation counters beyond 32 bits".into()));
     }
@@ -298,15 +374,15 @@ fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<Change
     // indexes were checked.)
     if budget.canonical {
         let canonical = Change::from(change.decode()).hash();
-        if canonical != change.hash() {
+        if canonical != hash {
             return Err(ChunkError::NotCanonical {
-                hash: change.hash().to_string(),
+                hash: hash.to_string(),
                 canonical: canonical.to_string(),
             });
         }
     }
     Ok(ChangeInfo {
-        hash: change.hash(),
+        hash,
         actor: change.actor_id().clone(),
         others: change.other_actor_ids().to_vec(),
         seq: change.seq(),
@@ -316,6 +392,6 @@ fn check_change(body: &[u8], whole: &[u8], budget: &mut Budget) -> Result<Change
         rows: Some(rows),
         ops,
         deletes,
-        bytes: whole.to_vec(),
+        change,
     })
 }

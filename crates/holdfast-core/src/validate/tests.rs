@@ -3,6 +3,7 @@ use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjType, ReadDoc, ROOT};
 use sha2::{Digest, Sha256};
 
+use super::chunk::MAX_EXTRA_BYTES;
 use super::*;
 
 fn limits() -> PeerLimits {
@@ -433,5 +434,52 @@ fn a_change_not_encoded_as_automerge_encodes_it_is_refused() {
             ..
         }) => assert_eq!(canonical, genuine.hash().to_string()),
         other => panic!("expected NotCanonical, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn bytes_after_the_columns_are_bounded() {
+    use std::io::Write;
+    let a = doc_with_text(1, "abc");
+    let raw = a.get_last_local_change().unwrap().raw_bytes().to_vec();
+    // The body follows magic, checksum, type and its length.
+    let body = leb::Reader::new(&raw[9..]).prefixed("").unwrap();
+    let with_extra = |n: usize, compress: bool| {
+        let mut b = body.to_vec();
+        b.resize(body.len() + n, 0);
+        if !compress {
+            return message_with(&chunk(1, &b));
+        }
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&b).unwrap();
+        // The checksum covers the uncompressed form.
+        let mut c = chunk(2, &z.finish().unwrap());
+        c[4..8].copy_from_slice(&chunk(1, &b)[4..8]);
+        message_with(&c)
+    };
+    // A few (where automerge keeps an author footer): the change passes,
+    // under the hash of its uncompressed form.
+    let ok = check_sync_message(&with_extra(16, true), &limits()).unwrap();
+    assert_eq!(ok.chunks[0][0].change.extra_bytes(), &[0u8; 16][..]);
+    // Past the bound, refused before automerge copies and hashes them.
+    match check_sync_message(&with_extra(MAX_EXTRA_BYTES + 1, false), &limits()) {
+        Err(ValidationError::Chunk {
+            error: ChunkError::Rule(reason),
+            ..
+        }) => assert!(reason.contains("after the columns"), "{reason}"),
+        other => panic!("expected a refusal, got {:?}", other.err()),
+    }
+    // Compressed, with a budget that would let all of it inflate: refused
+    // as soon as it passes what its header declares.
+    let roomy = PeerLimits {
+        max_expansion: 1 << 20,
+        ..limits()
+    };
+    match check_sync_message(&with_extra(4 << 20, true), &roomy) {
+        Err(ValidationError::Chunk {
+            error: ChunkError::Rule(reason),
+            ..
+        }) => assert!(reason.contains("inflates past its columns"), "{reason}"),
+        other => panic!("expected a refusal, got {:?}", other.err()),
     }
 }
