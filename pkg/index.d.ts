@@ -207,7 +207,11 @@ export class DocHandle<T = Record<string, unknown>> {
   /** What the app sees now, as plain JS, INCLUDING edits not yet saved (a
    * `change` applies here at once, before its promise resolves; if its write
    * fails the document returns to its last durable state). The durable
-   * document is the `doc` of the `change` event. */
+   * document is the `doc` of the `change` event.
+   *
+   * Immutable and structurally shared: the same (frozen) object while the
+   * heads are unchanged; after a change only the objects on the paths to
+   * what changed are new, so `===` tells what changed (React, memo). */
   doc(): Materialized<T>;
   heads(): Heads;
   /** Record `fn`'s edits as one change. Resolves with the new heads once the

@@ -34,6 +34,7 @@
 
 import { Counter, Text, hydrate, initialOps, recordChangeOn } from "./draft.js";
 import { Tabs } from "./tabs.js";
+import { share } from "./share.js";
 
 export { Counter, Text };
 
@@ -245,9 +246,28 @@ export class DocHandle extends Emitter {
    * at once, before its promise resolves. (If its write then fails, the
    * document returns to its last durable state and `storage-error` fires.)
    * For what is on disk, use the `doc` of a `change` event.
+   *
+   * Frozen, and structurally shared: the same object while the heads are
+   * unchanged; after a change only the objects on the paths to what changed
+   * are new (lists are compared index by index).
    */
   doc() {
-    return this.#inner().doc(this.#id);
+    const inner = this.#inner();
+    return this._view(inner.heads(this.#id), () => inner.doc(this.#id));
+  }
+
+  /** The last tree `doc()` (or a `change` event) handed out, and the heads
+   * it is the document at. */
+  #view = null;
+
+  /** @internal The document at `heads` (built by `build` unless it is the
+   * last one handed out), sharing every unchanged object with that one. */
+  _view(heads, build) {
+    const key = heads.join(",");
+    if (this.#view?.key === key) return this.#view.doc;
+    const doc = share(this.#view?.doc, build());
+    this.#view = { key, doc };
+    return doc;
   }
 
   /** The current heads (hex change hashes). */
@@ -811,7 +831,7 @@ export class Repo extends Emitter {
         // disk, never an edit made since that is not yet saved.
         let doc;
         try {
-          doc = this.#inner.durableDoc(ev.documentId, ev.heads);
+          doc = h._view(ev.heads, () => this.#inner.durableDoc(ev.documentId, ev.heads));
         } catch (e) {
           // Never throw into the wasm event loop; surface it like a listener error.
           queueMicrotask(() => {

@@ -24,7 +24,7 @@ mkdir -p "$site"
 cp -r www/. "$site/"
 rm -f "$site/README.md"
 mkdir -p "$site/pkg"
-cp pkg/index.js pkg/draft.js pkg/tabs.js pkg/index.d.ts pkg/package.json "$site/pkg/"
+cp pkg/index.js pkg/draft.js pkg/tabs.js pkg/share.js pkg/index.d.ts pkg/package.json "$site/pkg/"
 cp -r pkg/wasm "$site/pkg/wasm"
 echo "demo: site assembled in $site"
 

@@ -160,7 +160,7 @@ export function demoSite() {
   const fresh =
     existsSync(join(built, "pkg", "wasm", "holdfast_bg.wasm")) &&
     appFiles.every((f) => same(join(www, f), join(built, f))) &&
-    ["index.js", "draft.js", "tabs.js"].every((f) => same(join(ROOT, "pkg", f), join(built, "pkg", f)));
+    ["index.js", "draft.js", "tabs.js", "share.js"].every((f) => same(join(ROOT, "pkg", f), join(built, "pkg", f)));
   if (fresh) return { dir: built, kind: "demo-site", cleanup() {} };
   if (!existsSync(join(ROOT, "pkg", "wasm", "holdfast_bg.wasm"))) {
     throw new Error("pkg/wasm/ is missing: run scripts/build-pkg.sh --dev (make test does)");
@@ -170,7 +170,7 @@ export function demoSite() {
   cpSync(www, dir, { recursive: true });
   rmSync(join(dir, "README.md"), { force: true });
   mkdirSync(join(dir, "pkg"));
-  for (const f of ["index.js", "draft.js", "tabs.js", "index.d.ts", "package.json"]) cpSync(join(ROOT, "pkg", f), join(dir, "pkg", f));
+  for (const f of ["index.js", "draft.js", "tabs.js", "share.js", "index.d.ts", "package.json"]) cpSync(join(ROOT, "pkg", f), join(dir, "pkg", f));
   cpSync(join(ROOT, "pkg", "wasm"), join(dir, "pkg", "wasm"), { recursive: true });
   return { dir, kind: "assembled", cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -121,3 +121,44 @@ test("consecutive changes start from the handle's last draft; a throwing callbac
   assert.throws(() => kept.insertAt(0, "late"), /no longer live/);
   await repo.close();
 });
+
+test("doc() keeps every unchanged object across changes, and is frozen", async () => {
+  const repo = await Repo.open({ memory: true });
+  const h = await repo.create({ a: { x: 1, deep: { y: [1, 2] } }, b: { z: [{ k: 1 }, { k: 2 }] }, bytes: new Uint8Array([1, 2]), when: new Date(5) });
+  const d1 = h.doc();
+  assert.equal(h.doc(), d1, "the same object while the heads are unchanged");
+  assert.ok(Object.isFrozen(d1) && Object.isFrozen(d1.a.deep.y) && Object.isFrozen(d1.b.z[1]));
+  assert.throws(() => { d1.a.x = 2; }, TypeError);
+
+  const events = [];
+  h.on("change", (e) => events.push(e));
+  await h.change((d) => { d.b.z[1].k = 3; });
+  const d2 = h.doc();
+  assert.notEqual(d2, d1);
+  assert.deepEqual(d2.b.z, [{ k: 1 }, { k: 3 }]);
+  // Only the path to the edit is new.
+  assert.notEqual(d2.b, d1.b);
+  assert.notEqual(d2.b.z, d1.b.z);
+  assert.notEqual(d2.b.z[1], d1.b.z[1]);
+  assert.equal(d2.b.z[0], d1.b.z[0]);
+  assert.equal(d2.a, d1.a);
+  assert.equal(d2.bytes, d1.bytes);
+  assert.equal(d2.when, d1.when);
+  // The change event's durable document is the same tree when nothing
+  // unsaved lies beyond it.
+  assert.equal(events.length, 1);
+  assert.equal(events[0].doc, d2);
+
+  // A deletion and an insertion: siblings stay shared, the old tree is untouched.
+  await h.change((d) => { delete d.a.x; d.b.z.push({ k: 4 }); });
+  const d3 = h.doc();
+  assert.deepEqual(d3.a, { deep: { y: [1, 2] } });
+  assert.equal(d3.a.deep, d1.a.deep);
+  assert.equal(d3.b.z[1], d2.b.z[1]);
+  assert.deepEqual(d2.b.z, [{ k: 1 }, { k: 3 }]);
+  assert.equal(d1.a.x, 1);
+  // A change that writes what is already there moves the heads only.
+  await h.change((d) => { d.b.z[0].k = 1; });
+  assert.equal(h.doc(), d3);
+  await repo.close();
+});
