@@ -153,6 +153,9 @@ export interface DocHandleEvents<T> {
   delete: (e: { handle: DocHandle<T> }) => void;
   /** A sync server's view of this document changed (see `syncState`). */
   "sync-state": (e: { handle: DocHandle<T>; state: SyncState; peerId: string }) => void;
+  /** A peer's `broadcast`, decoded (CBOR, as automerge-repo encodes it). */
+  "ephemeral-message": (e: { handle: DocHandle<T>; senderId: string; message: unknown }) => void;
+  /** The same payload as received, undecoded (also for one that is no CBOR). */
   ephemeral: (e: { senderId: string; data: Uint8Array }) => void;
 }
 
@@ -224,8 +227,11 @@ export class DocHandle<T = Record<string, unknown>> {
    * closed or the document deleted first, and at once with
    * `NoSyncServerError` on a repo opened without `sync`. */
   whenSynced(): Promise<void>;
-  /** Send an ephemeral message (JSON-able value or bytes) to peers of this document. */
-  broadcast(data: unknown): void;
+  /** Send an ephemeral message to peers of this document: any CBOR-able
+   * value (objects, arrays, strings, numbers, booleans, null, Uint8Array,
+   * Date, Map), encoded as automerge-repo encodes it; peers get it as
+   * `ephemeral-message`. Throws a TypeError for what has no CBOR form. */
+  broadcast(message: unknown): void;
   on<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
   once<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
   off<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;

@@ -353,10 +353,15 @@ export class DocHandle extends Emitter {
     for (const w of waiters) w.cancel(e);
   }
 
-  /** Send an ephemeral message (presence, cursors) to peers syncing this document. */
-  broadcast(data) {
-    const bytes = data instanceof Uint8Array ? data : new TextEncoder().encode(JSON.stringify(data));
-    this.#inner().broadcast(this.#id, bytes);
+  /**
+   * Send an ephemeral message (presence, cursors) to peers syncing this
+   * document: any CBOR-able value (plain objects, arrays, strings, numbers,
+   * booleans, null, Uint8Array, Date, Map), CBOR-encoded as automerge-repo's
+   * `broadcast` encodes it, so both kinds of client understand each other.
+   * Peers get it as an `ephemeral-message` event.
+   */
+  broadcast(message) {
+    this.#inner().broadcast(this.#id, message);
   }
 
   /** @internal The repo updated peer `peerId`'s coverage of this document. */
@@ -885,7 +890,11 @@ export class Repo extends Emitter {
       }
       case "ephemeral": {
         const h = this.#handles.get(ev.documentId);
-        h?.emit("ephemeral", { senderId: ev.senderId, data: ev.data });
+        if (!h) return;
+        // automerge-repo's event: the decoded value (not emitted for a
+        // payload that is no CBOR); `ephemeral` has the bytes as received.
+        if (ev.messageError === undefined) h.emit("ephemeral-message", { handle: h, senderId: ev.senderId, message: ev.message });
+        h.emit("ephemeral", { senderId: ev.senderId, data: ev.data });
         return;
       }
       default:

@@ -414,11 +414,13 @@ impl WasmRepo {
         self.driver.go_online();
     }
 
-    /// Send an ephemeral message (e.g. presence) about a document to peers.
-    pub fn broadcast(&self, document_id: &str, data: &[u8]) -> Result<(), JsValue> {
+    /// Send an ephemeral message (e.g. presence) about a document to peers:
+    /// `message` CBOR-encoded as automerge-repo encodes it (`cbor`).
+    pub fn broadcast(&self, document_id: &str, message: JsValue) -> Result<(), JsValue> {
         self.check_open()?;
         let id = self.live(document_id)?;
-        let data = data.to_vec();
+        let data = crate::cbor::encode(&message)
+            .map_err(|e| JsValue::from(js_sys::TypeError::new(&format!("broadcast: {e}"))))?;
         self.driver.with_repo(|r| r.broadcast(now(), id, data));
         Ok(())
     }

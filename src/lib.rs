@@ -16,6 +16,8 @@ pub mod api;
 #[cfg(target_arch = "wasm32")]
 mod api_tabs;
 #[cfg(target_arch = "wasm32")]
+pub mod cbor;
+#[cfg(target_arch = "wasm32")]
 pub mod driver;
 #[cfg(target_arch = "wasm32")]
 pub mod idb;

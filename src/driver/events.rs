@@ -148,11 +148,19 @@ impl<S: Storage + 'static> Driver<S> {
                 web_sys::console::warn_1(&format!("holdfast: refused: {error}").into());
             }
             Event::Ephemeral { doc, sender, data } => {
+                // Decoded here as automerge-repo decodes it; a payload that
+                // is no CBOR still reaches the app as bytes.
+                let (message, error) = match crate::cbor::decode(&data) {
+                    Ok(m) => (m, JsValue::UNDEFINED),
+                    Err(e) => (JsValue::UNDEFINED, e.into()),
+                };
                 self.emit(&[
                     ("type", "ephemeral".into()),
                     ("documentId", doc.to_string().into()),
                     ("senderId", sender.into()),
                     ("data", js_sys::Uint8Array::from(&data[..]).into()),
+                    ("message", message),
+                    ("messageError", error),
                 ]);
             }
         }

@@ -104,6 +104,7 @@ export async function app(): Promise<void> {
   });
   h.once("delete", ({ handle }) => void handle.documentId);
   h.on("ephemeral", ({ senderId, data }) => void [senderId, data]);
+  h.on("ephemeral-message", ({ handle, senderId, message }) => void [handle.url, senderId, message]);
   // @ts-expect-error: no such event
   h.on("chnage", () => {});
   repo.on("change", ({ documentId, heads: after, source }) => void [documentId, after, source]);
