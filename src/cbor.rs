@@ -31,15 +31,19 @@ pub fn decode(bytes: &[u8]) -> Result<JsValue, String> {
     let mut d = Decoder::new(bytes);
     let v = get(&mut d, 0)?;
     if d.position() != bytes.len() {
-        return Err(format!("{} bytes after the CBOR value", bytes.len() - d.position()));
+        return Err(format!(
+            "{} bytes after the CBOR value",
+            bytes.len() - d.position()
+        ));
     }
     Ok(v)
 }
 
 fn put(e: &mut Encoder<Vec<u8>>, v: &JsValue, depth: usize) -> Result<(), String> {
-    let w = |r: Result<&mut Encoder<Vec<u8>>, minicbor::encode::Error<std::convert::Infallible>>| {
-        r.map(drop).map_err(|e| e.to_string())
-    };
+    let w = |r: Result<
+        &mut Encoder<Vec<u8>>,
+        minicbor::encode::Error<std::convert::Infallible>,
+    >| { r.map(drop).map_err(|e| e.to_string()) };
     if depth > MAX_DEPTH {
         return Err(format!("nested more than {MAX_DEPTH} deep (or cyclic)"));
     }
@@ -71,7 +75,9 @@ fn put(e: &mut Encoder<Vec<u8>>, v: &JsValue, depth: usize) -> Result<(), String
         let b = js_sys::BigInt::from(v.clone());
         let i = i64::try_from(b.clone()).map(|i| w(e.i64(i)));
         let u = u64::try_from(b).map(|u| w(e.u64(u)));
-        return i.or(u).unwrap_or_else(|_| Err("a BigInt beyond 64 bits".into()));
+        return i
+            .or(u)
+            .unwrap_or_else(|_| Err("a BigInt beyond 64 bits".into()));
     }
     if let Some(b) = v.dyn_ref::<Uint8Array>() {
         return w(e.bytes(&b.to_vec()));
@@ -176,7 +182,8 @@ fn get(d: &mut Decoder<'_>, depth: usize) -> Result<JsValue, String> {
             if pairs.iter().all(|(k, _)| k.is_string()) {
                 let o = Object::new();
                 for (k, v) in pairs {
-                    js_sys::Reflect::define_property(&o, &k, &data_property(&v)).map_err(|e| format!("{e:?}"))?;
+                    js_sys::Reflect::define_property(&o, &k, &data_property(&v))
+                        .map_err(|e| format!("{e:?}"))?;
                 }
                 o.into()
             } else {
@@ -207,7 +214,12 @@ fn get(d: &mut Decoder<'_>, depth: usize) -> Result<JsValue, String> {
 /// key, not the prototype).
 fn data_property(v: &JsValue) -> Object {
     let d = Object::new();
-    for (k, val) in [("value", v.clone()), ("writable", true.into()), ("enumerable", true.into()), ("configurable", true.into())] {
+    for (k, val) in [
+        ("value", v.clone()),
+        ("writable", true.into()),
+        ("enumerable", true.into()),
+        ("configurable", true.into()),
+    ] {
         let _ = js_sys::Reflect::set(&d, &k.into(), &val);
     }
     d
