@@ -293,7 +293,24 @@ export class DocHandle extends Emitter {
     // `root` now is the working document: the next change starts from it
     // instead of reading the whole document out of wasm again.
     this.#draft = { heads: inner.heads(this.#id).join(","), root };
+    this._touch();
     return durable;
+  }
+
+  #watchers = new Set();
+
+  /** @internal (holdfast/react) Call `fn` whenever `doc()` may have
+   * changed: a change made here (at once), one that became durable, a
+   * failed write (the document returned to its durable state), a deletion.
+   * Returns the function that stops it. */
+  _watch(fn) {
+    this.#watchers.add(fn);
+    return () => this.#watchers.delete(fn);
+  }
+
+  /** @internal */
+  _touch() {
+    for (const fn of [...this.#watchers]) fn();
   }
 
   /** The draft tree after this handle's last change and the working heads it
@@ -374,6 +391,7 @@ export class DocHandle extends Emitter {
     this.#deleted = true;
     this._cancelSync(error("DocumentDeletedError", `document ${this.url} was deleted`));
     this.emit("delete", { handle: this });
+    this._touch();
   }
 }
 
@@ -831,6 +849,7 @@ export class Repo extends Emitter {
           this.emit("change", { documentId: ev.documentId, url: toUrl(ev.documentId), heads: ev.heads, source: ev.source });
         }
         const h = this.#handles.get(ev.documentId);
+        h?._touch();
         if (!h || h.listenerCount("change") === 0) return;
         // The durable document at the event's heads: exactly what is on
         // disk, never an edit made since that is not yet saved.
@@ -848,7 +867,11 @@ export class Repo extends Emitter {
         return;
       }
       case "storage-error": {
-        for (const id of ev.documentIds ?? []) this.#handles.get(id)?.emit("storage-error", ev.error);
+        for (const id of ev.documentIds ?? []) {
+          const h = this.#handles.get(id);
+          h?.emit("storage-error", ev.error);
+          h?._touch(); // back to its durable state
+        }
         this.emit("storage-error", { error: ev.error, documentIds: ev.documentIds ?? [] });
         return;
       }
