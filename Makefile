@@ -70,7 +70,7 @@ endif
 # through CARGO_TARGET_DIR, or HOLDFAST_SERVER_BIN), /usr/bin/chromium (setup
 # browser) and tests/e2e/node_modules with playwright-core (setup playwright).
 test:
-	$(SETUP) node-test-deps wasm-target wasm-tools browser postgres playwright
+	$(SETUP) node-test-deps wasm-target wasm-tools browser postgres playwright examples
 	$(CARGO) test --workspace --all-targets -- --skip simulation_with
 	$(CARGO) test --test simulation simulation_with -- --nocapture
 	# The server's protocol, durability and hostile-frame suites again, on

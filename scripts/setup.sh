@@ -13,6 +13,7 @@
 #                   cluster with its initdb and pg_ctl; the system cluster is not used)
 #   playwright      npm ci in every package under tests/ or www/ that lists playwright-core
 #   bench-deps      npm ci in bench/ (automerge-repo 2.5.6 + adapters, esbuild: make bench)
+#   examples        npm ci in examples/vite-react (React, Vite: its build and Playwright test)
 #   fuzz-tools      a nightly toolchain (profile minimal) and cargo-fuzz 0.13.2 (make fuzz-cov;
 #                   not in "all": make test replays the libFuzzer corpus on stable)
 #   all             all of the above but fuzz-tools
@@ -110,6 +111,10 @@ setup_playwright() {
 
 setup_bench_deps() {
     npm_ci bench-deps bench
+}
+
+setup_examples() {
+    npm_ci examples examples/vite-react
 }
 
 # --- Rust --------------------------------------------------------------------
@@ -245,7 +250,7 @@ setup_postgres() {
 # --- main --------------------------------------------------------------------
 
 usage() {
-    sed -n '4,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -253,8 +258,8 @@ usage() {
 components=()
 for arg in "$@"; do
     case $arg in
-        all) components+=(node-test-deps wasm-target wasm-tools browser postgres playwright bench-deps) ;;
-        node-test-deps | wasm-target | wasm-tools | wasm-bindgen | browser | postgres | playwright | bench-deps | fuzz-tools) components+=("$arg") ;;
+        all) components+=(node-test-deps wasm-target wasm-tools browser postgres playwright examples bench-deps) ;;
+        node-test-deps | wasm-target | wasm-tools | wasm-bindgen | browser | postgres | playwright | examples | bench-deps | fuzz-tools) components+=("$arg") ;;
         -h | --help) usage ;;
         *) printf 'setup: unknown component: %s\n' "$arg" >&2; usage ;;
     esac
