@@ -46,9 +46,20 @@ export const ERROR_NAMES: readonly HoldfastErrorName[];
 /** `automerge:<documentId>`, optionally followed by `#<heads>`. */
 export type AutomergeUrl = `automerge:${string}`;
 export type DocumentId = string;
-/** A change hash, hex. */
+/** A change hash as holdfast and automerge-repo 2.x hand it out: bs58check
+ * of its 32 bytes (as in `automerge:<id>#<head>|<head>` URLs). Every heads
+ * argument also takes automerge's 64-digit hex form. */
 export type Head = string;
+/** automerge-repo 2.x's `UrlHeads`. */
 export type Heads = Head[];
+export type UrlHeads = Heads;
+
+/** Heads (bs58check or hex) as bs58check. Needs a Repo opened first (the
+ * codec is in the wasm module). */
+export function encodeHeads(heads: string[]): UrlHeads;
+/** Heads (bs58check or hex) as hex change hashes (automerge's `getHeads`
+ * form). Needs a Repo opened first. */
+export function decodeHeads(heads: string[]): string[];
 
 /** `"strict"`: IndexedDB strict durability; `"default"`: the browser ignores
  * the hint; `"memory"`: nothing survives a reload. */
@@ -216,7 +227,11 @@ export class DocHandle<T = Record<string, unknown>> {
    * heads are unchanged; after a change only the objects on the paths to
    * what changed are new, so `===` tells what changed (React, memo). */
   doc(): Materialized<T>;
+  /** The current heads (bs58check; `decodeHeads` gives hex). */
   heads(): Heads;
+  /** A read-only view at `heads` (an array, or a URL's `<head>|<head>`
+   * section), which must be durable changes of the document. */
+  view(heads: Heads | string): DocView<T>;
   /** Record `fn`'s edits as one change. Resolves with the new heads once the
    * change is durable. If `fn` throws, nothing changes and the promise
    * rejects with that error. `fn` must be synchronous. */
@@ -235,6 +250,22 @@ export class DocHandle<T = Record<string, unknown>> {
   on<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
   once<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
   off<E extends keyof DocHandleEvents<T>>(event: E, listener: DocHandleEvents<T>[E]): this;
+}
+
+/** The document at fixed heads: read-only, never changes. */
+export class DocView<T = Record<string, unknown>> {
+  private constructor();
+  readonly documentId: DocumentId;
+  /** `automerge:<id>#<head>|<head>…` */
+  readonly url: AutomergeUrl;
+  /** The handle of the document as it is now. */
+  readonly handle: DocHandle<T>;
+  isReadOnly(): true;
+  heads(): Heads;
+  /** Frozen; the same object every time. */
+  doc(): Materialized<T>;
+  /** Rejects with `ChangeRejectedError`. */
+  change(fn: ChangeFn<T>): Promise<never>;
 }
 
 export type WasmSource = BufferSource | URL | string | Response | WebAssembly.Module;
@@ -295,11 +326,15 @@ export class Repo {
   goOnline(): void;
   /** Create a document; resolves once its initial state is durable. */
   create<T extends object = Record<string, unknown>>(initial?: T): Promise<DocHandle<T>>;
-  /** Open a document from memory, storage, or peers. Heads in the URL are
-   * ignored. Rejects with `DocumentUnavailableError` when neither storage
-   * nor a peer has it, or `DocumentLostError` when, in addition, the
-   * database was reset (`storageReset`). */
+  /** Open a document from memory, storage, or peers. A URL with heads
+   * (`automerge:<id>#<head>|…`) gives a read-only `DocView` at them.
+   * Rejects with `DocumentUnavailableError` when neither storage nor a peer
+   * has it, or `DocumentLostError` when, in addition, the database was
+   * reset (`storageReset`). */
+  find<T = Record<string, unknown>>(url: `automerge:${string}#${string}`): Promise<DocView<T>>;
   find<T = Record<string, unknown>>(url: AutomergeUrl | DocumentId | DocHandle<T>): Promise<DocHandle<T>>;
+  /** Every handle this repo has given out, by document id. */
+  readonly handles: Record<DocumentId, DocHandle<unknown>>;
   delete(url: AutomergeUrl | DocumentId | DocHandle<unknown>): Promise<void>;
   /** The document's durable history (automerge save format). */
   export(url: AutomergeUrl | DocumentId | DocHandle<unknown>): Promise<Uint8Array>;

@@ -14,7 +14,9 @@
 //   wasmRepo.doc(documentId) -> any          plain JS of the working document
 //   wasmRepo.durableDoc(documentId, heads) -> any   the durable document at heads
 //   wasmRepo.draft(documentId) -> any        same, text and counters as typed values (draft.js)
-//   wasmRepo.heads(documentId) -> string[]   hex
+//   wasmRepo.heads(documentId) -> string[]   bs58check (UrlHeads); every heads
+//                                     argument takes bs58check or hex
+//   encodeHeads(heads) / decodeHeads(heads)   module functions: to bs58check / hex
 //   wasmRepo.export(documentId) -> Uint8Array
 //   wasmRepo.import(bytes) -> Promise<string documentId>
 //   wasmRepo.delete(documentId) -> Promise<void>
@@ -88,11 +90,15 @@ async function wasmInput(wasm) {
   return input;
 }
 
+/** The wasm binding once loaded (for the synchronous heads helpers). */
+let loaded = null;
+
 function loadBinding(wasm) {
   if (!binding) {
     binding = (async () => {
       const mod = await import("./wasm/holdfast.js");
       await mod.default({ module_or_path: await wasmInput(wasm) });
+      loaded = mod;
       return mod;
     })();
     binding.catch(() => {
@@ -123,6 +129,33 @@ export function parseUrl(url) {
 
 export function toUrl(documentId) {
   return `automerge:${documentId}`;
+}
+
+/** The heads section of `automerge:<id>#<head>|<head>…`: `undefined` when
+ * the URL has none. */
+function urlHeads(url) {
+  if (typeof url !== "string") return undefined;
+  const hash = url.indexOf("#");
+  if (hash < 0) return undefined;
+  const section = url.slice(hash + 1);
+  return section === "" ? [] : section.split("|");
+}
+
+function heads(how, list) {
+  if (!loaded) throw error("InvalidOptionsError", `${how}: open a Repo first (the heads codec is in the wasm module)`);
+  return how === "encodeHeads" ? loaded.encodeHeads(list) : loaded.decodeHeads(list);
+}
+
+/** Heads (bs58check `UrlHeads`, as holdfast and automerge-repo 2.x hand
+ * them out, or hex) as bs58check `UrlHeads`. */
+export function encodeHeads(list) {
+  return heads("encodeHeads", list);
+}
+
+/** Heads (bs58check or hex) as hex change hashes, the form of automerge's
+ * `getHeads`. */
+export function decodeHeads(list) {
+  return heads("decodeHeads", list);
 }
 
 // ---------------------------------------------------------------- sync servers
@@ -270,9 +303,23 @@ export class DocHandle extends Emitter {
     return doc;
   }
 
-  /** The current heads (hex change hashes). */
+  /** The current heads, as bs58check `UrlHeads` (automerge-repo 2.x's form;
+   * `decodeHeads` gives hex). */
   heads() {
     return this.#inner().heads(this.#id);
+  }
+
+  /**
+   * A read-only view of the document at `heads` (an array, or the
+   * `<head>|<head>` section of a URL; bs58check or hex), which must all be
+   * durable changes of it. Throws `InvalidHeadsError` for heads that are not
+   * change hashes, `DocumentUnavailableError` for ones it does not hold.
+   */
+  view(heads) {
+    const list = typeof heads === "string" ? heads.split("|") : heads;
+    const inner = this.#inner();
+    const doc = share(undefined, inner.durableDoc(this.#id, list));
+    return new DocView(this, encodeHeads(list), doc);
   }
 
   /**
@@ -392,6 +439,53 @@ export class DocHandle extends Emitter {
     this._cancelSync(error("DocumentDeletedError", `document ${this.url} was deleted`));
     this.emit("delete", { handle: this });
     this._touch();
+  }
+}
+
+/** A document at fixed heads (`handle.view(heads)`, or `find` of a URL
+ * with heads): read-only, never changes. */
+export class DocView {
+  #handle;
+  #heads;
+  #doc;
+
+  /** @internal use handle.view(heads) */
+  constructor(handle, heads, doc) {
+    this.#handle = handle;
+    this.#heads = heads;
+    this.#doc = doc;
+  }
+
+  get documentId() {
+    return this.#handle.documentId;
+  }
+
+  /** `automerge:<id>#<head>|<head>…` */
+  get url() {
+    return `${this.#handle.url}#${this.#heads.join("|")}`;
+  }
+
+  /** The handle of the document as it is now. */
+  get handle() {
+    return this.#handle;
+  }
+
+  isReadOnly() {
+    return true;
+  }
+
+  heads() {
+    return [...this.#heads];
+  }
+
+  /** The document at these heads: frozen, the same object every time. */
+  doc() {
+    return this.#doc;
+  }
+
+  /** A view cannot change: rejects with `ChangeRejectedError`. */
+  async change() {
+    throw error("ChangeRejectedError", `${this.url} is a view at fixed heads: change the document through its handle`);
   }
 }
 
@@ -792,7 +886,15 @@ export class Repo extends Emitter {
     // through the database.
     if (this.#following) this.#tabs.hint("find", id);
     await found;
-    return this.#handle(id);
+    const handle = this.#handle(id);
+    // A URL with heads names the document at those heads.
+    const at = urlHeads(url);
+    return at === undefined ? handle : handle.view(at);
+  }
+
+  /** Every handle this repo has given out, by document id. */
+  get handles() {
+    return Object.fromEntries(this.#handles);
   }
 
   /** Delete a document from this repo and its storage. */

@@ -457,20 +457,43 @@ impl WasmRepo {
 }
 
 /// Heads given as an array of hex change hashes.
+/// Heads from JS: each a bs58check `UrlHeads` entry (what holdfast hands
+/// out, as automerge-repo 2.x does) or a 64-digit hex change hash (what
+/// `Automerge.getHeads` returns).
 pub(crate) fn parse_heads(v: &JsValue) -> Result<Vec<automerge::ChangeHash>, JsValue> {
     let bad =
         |detail: String| js_error(ErrorKind::InvalidHeads, &format!("invalid heads: {detail}"));
     let arr = v
         .dyn_ref::<Array>()
-        .ok_or_else(|| bad("expected an array of hex change hashes".into()))?;
+        .ok_or_else(|| bad("expected an array of change hashes (bs58check or hex)".into()))?;
     arr.iter()
         .map(|h| {
             let s = h
                 .as_string()
                 .ok_or_else(|| bad(format!("{h:?} is not a string")))?;
-            automerge::ChangeHash::from_str(&s).map_err(|e| bad(format!("{s:?}: {e}")))
+            if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                automerge::ChangeHash::from_str(&s).map_err(|e| bad(format!("{s:?}: {e}")))
+            } else {
+                holdfast_core::id::parse_head(&s).map_err(|e| bad(format!("{s:?}: {e}")))
+            }
         })
         .collect()
+}
+
+/// `heads` (bs58check or hex) as bs58check `UrlHeads`.
+#[wasm_bindgen(js_name = encodeHeads)]
+pub fn encode_heads(heads: JsValue) -> Result<JsValue, JsValue> {
+    Ok(heads_js(&parse_heads(&heads)?))
+}
+
+/// `heads` (bs58check or hex) as hex change hashes (`Automerge.getHeads`'s form).
+#[wasm_bindgen(js_name = decodeHeads)]
+pub fn decode_heads(heads: JsValue) -> Result<JsValue, JsValue> {
+    Ok(parse_heads(&heads)?
+        .iter()
+        .map(|h| JsValue::from_str(&h.to_string()))
+        .collect::<Array>()
+        .into())
 }
 
 fn not_open(id: &DocumentId) -> JsValue {

@@ -23,7 +23,7 @@ impl WasmRepo {
         Ok(self.driver().with_repo(|r| r.refresh(now(), id)))
     }
 
-    /// Whether `heads` (hex; what a sync server acknowledged to the tab
+    /// Whether `heads` (as handed out; what a sync server acknowledged to the tab
     /// holding the connection) cover this tab's heads of the document.
     #[wasm_bindgen(js_name = coveredBy)]
     pub fn covered_by(&self, document_id: &str, heads: JsValue) -> Result<bool, JsValue> {

@@ -28,10 +28,12 @@ use holdfast_core::id::DocumentId;
 use holdfast_core::repo::{ChangeId, Direction, DurableDoc, Effect, FindId, Repo};
 use holdfast_core::storage::Storage;
 
+/// Heads for JS as automerge-repo 2.x hands them out (`UrlHeads`): each
+/// hash bs58check-encoded, as in `automerge:<id>#<heads>` URLs.
 pub fn heads_js(heads: &[ChangeHash]) -> JsValue {
     heads
         .iter()
-        .map(|h| JsValue::from_str(&h.to_string()))
+        .map(|h| JsValue::from_str(&holdfast_core::id::format_head(h)))
         .collect::<Array>()
         .into()
 }

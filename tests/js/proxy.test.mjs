@@ -292,7 +292,7 @@ test("urls, find, delete, export/import", async () => {
   assert.equal(parseUrl(h.url), h.documentId);
   assert.equal(parseUrl(`${h.url}#abc|def`), h.documentId);
   assert.equal(parseUrl(h.documentId), h.documentId);
-  assert.equal(await repo.find(`${h.url}#deadbeef`), h);
+  // (A URL with heads gives a view at them: repo.test.mjs, real engine.)
   assert.equal(await repo.find(h.documentId), h);
   for (const bad of ["", "automerge:", "automerge:0OIl", "http://x", 42, null]) {
     await assert.rejects(repo.find(bad), (e) => e.name === "InvalidDocumentUrlError" && /automerge:/.test(e.message));

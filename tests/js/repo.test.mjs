@@ -162,3 +162,41 @@ test("doc() keeps every unchanged object across changes, and is frozen", async (
   assert.equal(h.doc(), d3);
   await repo.close();
 });
+
+test("heads are bs58check UrlHeads; views at heads, from view() and from a URL with heads; repo.handles", async () => {
+  const { encodeHeads, decodeHeads, DocView } = await import("../../pkg/index.js");
+  const repo = await Repo.open({ memory: true });
+  const h = await repo.create({ n: 1 });
+  const first = h.heads();
+  assert.equal(first.length, 1);
+  assert.match(first[0], /^[1-9A-HJ-NP-Za-km-z]{40,50}$/, "bs58check, not hex");
+  const hex = decodeHeads(first);
+  assert.match(hex[0], /^[0-9a-f]{64}$/);
+  assert.deepEqual(encodeHeads(hex), first);
+  assert.deepEqual(encodeHeads(first), first);
+
+  const second = await h.change((d) => { d.n = 2; });
+  assert.deepEqual(second, h.heads(), "change resolves with the new UrlHeads");
+  assert.notDeepEqual(second, first);
+
+  // A view at the first heads, by either form, and through find.
+  const v = h.view(first);
+  assert.ok(v instanceof DocView && v.isReadOnly());
+  assert.deepEqual(v.doc(), { n: 1 });
+  assert.ok(Object.isFrozen(v.doc()));
+  assert.deepEqual(h.view(hex).doc(), { n: 1 });
+  assert.equal(v.url, `${h.url}#${first.join("|")}`);
+  const found = await repo.find(v.url);
+  assert.ok(found instanceof DocView);
+  assert.deepEqual(found.doc(), { n: 1 });
+  assert.deepEqual(found.heads(), first);
+  assert.equal(found.handle, h);
+  await assert.rejects(found.change((d) => { d.n = 3; }), { name: "ChangeRejectedError" });
+  assert.deepEqual(h.doc(), { n: 2 }, "the document itself moved on");
+  assert.throws(() => h.view(["not-a-head"]), { name: "InvalidHeadsError" });
+  assert.throws(() => h.view(["f".repeat(64)]), { name: "DocumentUnavailableError" });
+
+  assert.deepEqual(Object.keys(repo.handles), [h.documentId]);
+  assert.equal(repo.handles[h.documentId], h);
+  await repo.close();
+});
