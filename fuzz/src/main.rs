@@ -160,7 +160,7 @@ fn main() -> ExitCode {
     if report.slow > 0 {
         failed = true;
         println!(
-            "FAIL: {} inputs took longer than {} ms (max {:.1} ms){}",
+            "FAIL: {} inputs took longer than {} ms of CPU time (max {:.1} ms){}",
             report.slow,
             opts.slow_ms,
             report.max_ms,
@@ -173,7 +173,7 @@ fn main() -> ExitCode {
     if failed {
         ExitCode::from(1)
     } else {
-        println!("OK: no panic, no input over {} ms", opts.slow_ms);
+        println!("OK: no panic, no input over {} ms of CPU time", opts.slow_ms);
         ExitCode::SUCCESS
     }
 }

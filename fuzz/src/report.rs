@@ -25,7 +25,11 @@ pub struct Site {
 pub struct Report {
     pub inputs: u64,
     pub secs: f64,
+    /// Per input, the fuzzing thread's CPU time (what `--slow-ms` limits):
     pub max_ms: f64,
+    /// and the most wall time, which also counts time the thread waited for
+    /// a core (other processes on the machine).
+    pub max_wall_ms: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     /// Inputs slower than `slow_ms`.
@@ -59,13 +63,14 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         s.push_str(&format!(
-            "{} inputs in {:.1} s ({:.0}/s); per input: max {:.2} ms, p99 {:.2} ms, p50 {:.3} ms; {} over the slow threshold\n",
+            "{} inputs in {:.1} s ({:.0}/s); per input, CPU time: max {:.2} ms, p99 {:.2} ms, p50 {:.3} ms (wall time: max {:.2} ms); {} over the slow threshold\n",
             self.inputs,
             self.secs,
             self.inputs as f64 / self.secs.max(1e-9),
             self.max_ms,
             self.p99_ms,
             self.p50_ms,
+            self.max_wall_ms,
             self.slow
         ));
         if let Some(min) = self.slow_min_bytes {
