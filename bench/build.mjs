@@ -4,7 +4,8 @@
 //
 //   site/holdfast/   index.html, bench.js (pages/holdfast.js + pkg/), wasm/holdfast_bg.wasm
 //   site/automerge/  index.html, bench.js (pages/automerge.js + automerge-repo 2.5.6), automerge.wasm
-//   site/size/       the libraries alone (lib-*.js entries), minified: what W6 weighs
+//   site/size/       the libraries alone (lib-*.js entries), minified: what W6 weighs;
+//                    holdfast-react.js: holdfast/react alone (React external)
 //
 // Needs pkg/wasm/ (scripts/build-pkg.sh, release) and bench/node_modules.
 // BENCH_PKG_WASM=<dir> takes the wasm module and its glue from <dir> instead
@@ -64,6 +65,8 @@ export async function buildSite() {
     entryPoints: { holdfast: join(BENCH, "pages", "lib-holdfast.js"), automerge: join(BENCH, "pages", "lib-automerge.js") },
     outdir: join(SITE, "size"),
   });
+  // holdfast/react on its own (React is the app's), reported beside W6.
+  await build({ ...common, external: ["react"], entryPoints: { "holdfast-react": join(ROOT, "pkg", "react.js") }, outdir: join(SITE, "size") });
   // A --dev build written meanwhile would mix with the release files copied above.
   if (devBuild()) throw new Error(`${PKG_WASM} became a --dev build while the site was built: run scripts/build-pkg.sh and again`);
   return SITE;

@@ -447,7 +447,7 @@ function w6(out) {
     return { raw: b.length, gzip: gzipSync(b, { level: 9 }).length };
   };
   out.W6 = {
-    holdfast: { js: weigh("holdfast.js"), wasm: weigh("wasm/holdfast_bg.wasm") },
+    holdfast: { js: weigh("holdfast.js"), wasm: weigh("wasm/holdfast_bg.wasm"), react: weigh("holdfast-react.js") },
     automerge: { js: weigh("automerge.js"), wasm: weigh("automerge.wasm") },
   };
 }
@@ -559,6 +559,8 @@ function rows(out) {
     add("wasm bytes", (x) => x.wasm.raw);
     add("wasm bytes gzip -9", (x) => x.wasm.gzip);
     add("total gzip -9", (x) => x.js.gzip + x.wasm.gzip, 0.5);
+    const react = out.W6.holdfast.react;
+    if (react) r.push({ w: "W6", metric: "holdfast/react alone, gzip -9 (React external; not in the total)", h: summary([react.gzip]), a: null, better: "lower" });
   }
   for (const n of Object.keys(out.W8 ?? {})) {
     const get = (k) => SYSTEMS.map((s) => summary(out.W8[n][s]?.map((x) => x[k])));
