@@ -229,6 +229,10 @@ export class DocHandle<T = Record<string, unknown>> {
   doc(): Materialized<T>;
   /** The current heads (bs58check; `decodeHeads` gives hex). */
   heads(): Heads;
+  /** Every change, oldest first, each as the heads right after it. */
+  history(): Heads[];
+  /** The patches from the document at `from` to it at `to` (now when omitted). */
+  diff(from: Heads | string, to?: Heads | string): Patch[];
   /** A read-only view at `heads` (an array, or a URL's `<head>|<head>`
    * section), which must be durable changes of the document. */
   view(heads: Heads | string): DocView<T>;

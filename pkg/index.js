@@ -309,6 +309,21 @@ export class DocHandle extends Emitter {
     return this.#inner().heads(this.#id);
   }
 
+  /** Every change of the document, oldest first (causal order), each as
+   * the heads right after it: automerge-repo's `history()`. Pass one to
+   * `view` to see the document then. */
+  history() {
+    return this.#inner().history(this.#id);
+  }
+
+  /** The patches that take the document at heads `from` to it at `to`
+   * (now, when omitted): automerge-repo's `diff`. Heads as `view` takes
+   * them; unknown ones throw `DocumentUnavailableError`. */
+  diff(from, to) {
+    const list = (h) => (typeof h === "string" ? h.split("|") : h);
+    return this.#inner().diff(this.#id, list(from), to === undefined ? undefined : list(to));
+  }
+
   /**
    * A read-only view of the document at `heads` (an array, or the
    * `<head>|<head>` section of a URL; bs58check or hex), which must all be

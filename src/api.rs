@@ -295,6 +295,53 @@ impl WasmRepo {
             .ok_or_else(|| not_open(&id))
     }
 
+    /// Every change of the document, in causal order, each as the heads
+    /// right after it (`[[<head>]]`, automerge-repo's `history()`).
+    pub fn history(&self, document_id: &str) -> Result<JsValue, JsValue> {
+        let id = self.live(document_id)?;
+        self.driver
+            .read(&id, |d| {
+                d.get_changes_meta(&[])
+                    .iter()
+                    .map(|c| heads_js(&[c.hash]))
+                    .collect::<Array>()
+                    .into()
+            })
+            .ok_or_else(|| not_open(&id))
+    }
+
+    /// The patches that take the document at `before` to it at `after`
+    /// (its current heads when `after` is undefined); both bs58check or hex.
+    pub fn diff(
+        &self,
+        document_id: &str,
+        before: JsValue,
+        after: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let id = self.live(document_id)?;
+        let before = parse_heads(&before)?;
+        let after = match after.is_undefined() {
+            true => None,
+            false => Some(parse_heads(&after)?),
+        };
+        self.driver
+            .read(&id, |d| {
+                let missing = before
+                    .iter()
+                    .chain(after.iter().flatten())
+                    .find(|h| d.get_change_meta_by_hash(h).is_none());
+                if let Some(h) = missing {
+                    return Err(js_error(
+                        ErrorKind::DocumentUnavailable,
+                        &format!("document {id} has no change {h}"),
+                    ));
+                }
+                let after = after.clone().unwrap_or_else(|| d.get_heads());
+                Ok(ops::patches_to_js(&d.diff(&before, &after)))
+            })
+            .unwrap_or_else(|| Err(not_open(&id)))
+    }
+
     /// The durable document as `Automerge.save()` bytes.
     pub fn export(&self, document_id: &str) -> Result<Vec<u8>, JsValue> {
         let id = self.live(document_id)?;

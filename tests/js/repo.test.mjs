@@ -196,6 +196,16 @@ test("heads are bs58check UrlHeads; views at heads, from view() and from a URL w
   assert.throws(() => h.view(["not-a-head"]), { name: "InvalidHeadsError" });
   assert.throws(() => h.view(["f".repeat(64)]), { name: "DocumentUnavailableError" });
 
+  // history: one entry per change, each the heads right after it.
+  const history = h.history();
+  assert.deepEqual(history, [first, second]);
+  assert.deepEqual(h.view(history[0]).doc(), { n: 1 });
+  // diff: the patches between two points, or up to now.
+  assert.deepEqual(h.diff(first, second), [{ action: "put", path: ["n"], value: 2 }]);
+  assert.deepEqual(h.diff(hex), h.diff(first, h.heads()));
+  assert.deepEqual(h.diff(second), []);
+  assert.throws(() => h.diff(["f".repeat(64)]), { name: "DocumentUnavailableError" });
+
   assert.deepEqual(Object.keys(repo.handles), [h.documentId]);
   assert.equal(repo.handles[h.documentId], h);
   await repo.close();

@@ -85,6 +85,10 @@ export async function app(): Promise<void> {
   });
   const head: string | undefined = heads[0];
   const current: Heads = h.heads();
+  const history: Heads[] = h.history();
+  const patches: Patch[] = h.diff(history[0] ?? [], current);
+  const then = h.view(current).doc().title;
+  void [history, patches, then];
   void [head, current];
 
   // Events: the durable document, its patches and where it came from.
