@@ -195,8 +195,10 @@ fn inflate(data: &[u8], budget: &mut Budget) -> Result<Vec<u8>, ChunkError> {
     let mut want: usize = 4096;
     loop {
         let target = want.min(bound.saturating_add(1));
+        // (`target` never falls below what was read: `want` grows past it,
+        // and a bound lowered below it has already refused the chunk.)
         (&mut dec)
-            .take((target - out.len()) as u64)
+            .take(target.saturating_sub(out.len()) as u64)
             .read_to_end(&mut out)
             .map_err(|e| ChunkError::Inflate(e.to_string()))?;
         if out.len() > bound {
@@ -216,6 +218,12 @@ fn inflate(data: &[u8], budget: &mut Budget) -> Result<Vec<u8>, ChunkError> {
                 Ok(n) => {
                     bound = bound.min(n.saturating_add(MAX_EXTRA_BYTES));
                     head_read = true;
+                    // What was read ahead to find the header may pass it.
+                    if out.len() > bound {
+                        return Err(ChunkError::Rule(format!(
+                            "inflates past its columns and {MAX_EXTRA_BYTES} bytes after them"
+                        )));
+                    }
                 }
                 Err(ChunkError::Read(ReadError::Truncated(_))) => {}
                 // Malformed: `check_change` says why.

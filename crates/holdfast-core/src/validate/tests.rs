@@ -483,3 +483,33 @@ fn bytes_after_the_columns_are_bounded() {
         other => panic!("expected a refusal, got {:?}", other.err()),
     }
 }
+
+#[test]
+fn a_long_header_read_ahead_past_its_bound_is_refused() {
+    use std::io::Write;
+    // 4,100 dependencies: a 131 KB header, found only after inflating
+    // 256 KiB in doubling steps, which is past the header's columns plus
+    // MAX_EXTRA_BYTES when zeros follow.
+    let mut body = Vec::new();
+    uleb(4100, &mut body);
+    body.extend(std::iter::repeat_n(7u8, 4100 * 32));
+    body.extend([0x10]);
+    body.extend([1u8; 16]);
+    body.extend([0x01, 0x01, 0x00, 0x00, 0x00, 0x00]);
+    body.resize(body.len() + (300 << 10), 0);
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&body).unwrap();
+    let mut c = chunk(2, &z.finish().unwrap());
+    c[4..8].copy_from_slice(&chunk(1, &body)[4..8]);
+    let roomy = PeerLimits {
+        max_expansion: 1 << 20,
+        ..limits()
+    };
+    match check_sync_message(&message_with(&c), &roomy) {
+        Err(ValidationError::Chunk {
+            error: ChunkError::Rule(reason),
+            ..
+        }) => assert!(reason.contains("inflates past its columns"), "{reason}"),
+        other => panic!("expected a refusal, got {:?}", other.err()),
+    }
+}
