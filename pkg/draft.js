@@ -81,6 +81,31 @@ export class Text {
   deleteAt(index, count = 1) {
     this.splice(index, count, "");
   }
+  /**
+   * Rich text: mark UTF-16 units `start..end` with `name` = `value` (a
+   * string, number, boolean, null, Uint8Array or Date), as automerge's
+   * `mark`. `expand`: whether text typed at an edge takes the mark:
+   * "after" (default), "before", "both" or "none". Inside `change`, on text
+   * that is in the document already. Read marks with `handle.marks(path)`.
+   */
+  mark(start, end, name, value, expand = "after") {
+    if (value === undefined) throw new TypeError("mark needs a value (undefined cannot be stored)");
+    this.#markOp("mark", start, end, name, value, expand);
+  }
+  /** Remove mark `name` from `start..end` (automerge's `unmark`). */
+  unmark(start, end, name, expand = "after") {
+    this.#markOp("unmark", start, end, name, undefined, expand);
+  }
+  #markOp(op, start, end, name, value, expand) {
+    checkInt(start, "start");
+    checkInt(end, "end");
+    if (start < 0 || end < start || end > this.#value.length) {
+      throw rangeError(`${op} range ${start}..${end} out of range (length ${this.#value.length})`);
+    }
+    if (typeof name !== "string" || name === "") throw new TypeError(`${op} needs a name`);
+    if (!this[HOOK]) throw new TypeError(`${op}: only text already in the document can be marked, inside change`);
+    this[HOOK].record(this, (path) => ({ op, path, start, end, name, expand, ...(op === "mark" && { value }) }));
+  }
 }
 
 /** A counter: concurrent increments add up. Assign `new Counter(n)`. */

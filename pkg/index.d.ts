@@ -74,9 +74,24 @@ export class Text {
   splice(index: number, deleteCount?: number, text?: string): void;
   insertAt(index: number, ...text: string[]): void;
   deleteAt(index: number, count?: number): void;
+  /** Rich text (inside `change`, on text in the document): mark UTF-16
+   * units `start..end` with `name` = `value`; `expand` says whether text
+   * typed at an edge takes the mark (default "after"). */
+  mark(start: number, end: number, name: string, value: MarkValue, expand?: ExpandMark): void;
+  unmark(start: number, end: number, name: string, expand?: ExpandMark): void;
   toString(): string;
   toJSON(): string;
   valueOf(): string;
+}
+
+export type MarkValue = string | number | boolean | null | Uint8Array | Date;
+export type ExpandMark = "before" | "after" | "both" | "none";
+/** A mark on text, as `handle.marks(path)` and mark patches give it. */
+export interface Mark {
+  name: string;
+  value: MarkValue;
+  start: number;
+  end: number;
 }
 
 /** A counter: concurrent increments add up. Assign `new Counter(n)`. */
@@ -229,6 +244,8 @@ export class DocHandle<T = Record<string, unknown>> {
   doc(): Materialized<T>;
   /** The current heads (bs58check; `decodeHeads` gives hex). */
   heads(): Heads;
+  /** The marks on the text at `path` (e.g. `["body"]`). */
+  marks(path: Prop[]): Mark[];
   /** Every change, oldest first, each as the heads right after it. */
   history(): Heads[];
   /** The patches from the document at `from` to it at `to` (now when omitted). */

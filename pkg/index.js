@@ -309,6 +309,13 @@ export class DocHandle extends Emitter {
     return this.#inner().heads(this.#id);
   }
 
+  /** The marks on the text at `path` (e.g. `["body"]`), as automerge's
+   * `marks`: `[{ name, value, start, end }]`, positions in UTF-16 units.
+   * Set them with `mark`/`unmark` on the text inside `change`. */
+  marks(path) {
+    return this.#inner().marks(this.#id, path);
+  }
+
   /** Every change of the document, oldest first (causal order), each as
    * the heads right after it: automerge-repo's `history()`. Pass one to
    * `view` to see the document then. */

@@ -295,6 +295,31 @@ impl WasmRepo {
             .ok_or_else(|| not_open(&id))
     }
 
+    /// The marks on the text at `path` (an array of keys and indices):
+    /// `[{name, value, start, end}]`, positions in UTF-16 units.
+    pub fn marks(&self, document_id: &str, path: JsValue) -> Result<JsValue, JsValue> {
+        let id = self.live(document_id)?;
+        let path = ops::decode_path(&path)
+            .map_err(|e| js_error(ErrorKind::InvalidOptions, &e.to_string()))?;
+        self.driver
+            .read(&id, |d| {
+                let missing = |e: holdfast_core::edit::OpError| {
+                    js_error(ErrorKind::InvalidOptions, &format!("marks: {e}"))
+                };
+                let (obj, ty) = holdfast_core::edit::resolve(d, &path).map_err(missing)?;
+                if ty != automerge::ObjType::Text {
+                    return Err(js_error(
+                        ErrorKind::InvalidOptions,
+                        "marks: the path does not lead to text",
+                    ));
+                }
+                let marks = automerge::ReadDoc::marks(d, &obj)
+                    .map_err(|e| js_error(ErrorKind::InvalidOptions, &e.to_string()))?;
+                Ok(ops::marks_to_js(&marks))
+            })
+            .unwrap_or_else(|| Err(not_open(&id)))
+    }
+
     /// Every change of the document, in causal order, each as the heads
     /// right after it (`[[<head>]]`, automerge-repo's `history()`).
     pub fn history(&self, document_id: &str) -> Result<JsValue, JsValue> {

@@ -82,6 +82,14 @@ struct RawOp {
     text: Option<String>,
     #[serde(default)]
     by: Option<f64>,
+    #[serde(default)]
+    start: Option<f64>,
+    #[serde(default)]
+    end: Option<f64>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    expand: Option<String>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     value: JsValue,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
@@ -103,6 +111,16 @@ pub fn decode_ops(ops: &JsValue) -> Result<Vec<Op>, OpError> {
         .enumerate()
         .map(|(n, r)| decode_op(r).map_err(|e| prefix(n, e)))
         .collect()
+}
+
+/// A path from JS: an array of map keys (strings) and list indices.
+pub fn decode_path(path: &JsValue) -> Result<Vec<Seg>, OpError> {
+    if !Array::is_array(path) {
+        return Err(bad("a path must be an array of keys and indices"));
+    }
+    let raw: Vec<RawSeg> =
+        serde_wasm_bindgen::from_value(path.clone()).map_err(|e| bad(e.to_string()))?;
+    raw.into_iter().map(seg).collect()
 }
 
 fn prefix(n: usize, e: OpError) -> OpError {
@@ -194,6 +212,36 @@ fn decode_op(r: RawOp) -> Result<Op, OpError> {
                 path,
                 key: key()?,
                 by: by as i64,
+            }
+        }
+        "mark" | "unmark" => {
+            let name = r
+                .name
+                .clone()
+                .ok_or_else(|| bad(format!("{} needs a name", r.op)))?;
+            let value = match r.op.as_str() {
+                "unmark" => None,
+                _ if r.value.is_undefined() => return Err(bad("mark needs a value")),
+                _ => Some(decode_value(&r.value, 0)?),
+            };
+            let expand = match r.expand.as_deref() {
+                None | Some("after") => edit::ExpandMark::After,
+                Some("before") => edit::ExpandMark::Before,
+                Some("both") => edit::ExpandMark::Both,
+                Some("none") => edit::ExpandMark::None,
+                Some(x) => {
+                    return Err(bad(format!(
+                        "expand must be \"before\", \"after\", \"both\" or \"none\", got {x:?}"
+                    )))
+                }
+            };
+            Op::Mark {
+                path,
+                start: num(r.start, "start")?,
+                end: num(r.end, "end")?,
+                name,
+                value,
+                expand,
             }
         }
         other => return Err(bad(format!("unknown op {other:?}"))),

@@ -85,9 +85,9 @@ mod decode;
 mod patch;
 mod read;
 
-pub use decode::{apply_ops, decode_ops, decode_value};
+pub use decode::{apply_ops, decode_ops, decode_path, decode_value};
 pub use holdfast_core::edit::OpError;
-pub use patch::patches_to_js;
+pub use patch::{marks_to_js, patches_to_js};
 pub use read::{read_to_js, to_js, to_js_draft};
 
 /// The registry key of the symbol that tags typed values (module docs):

@@ -24,6 +24,20 @@ fn new_value_to_js(v: &Value<'_>) -> JsValue {
     }
 }
 
+/// Marks as automerge JS gives them: `[{name, value, start, end}]`.
+pub fn marks_to_js(marks: &[automerge::marks::Mark]) -> JsValue {
+    let ms = Array::new();
+    for m in marks {
+        let mo = Object::new();
+        set(&mo, "name", &JsValue::from_str(m.name()));
+        set(&mo, "value", &scalar_to_js(m.value(), false));
+        set(&mo, "start", &JsValue::from_f64(m.start as f64));
+        set(&mo, "end", &JsValue::from_f64(m.end as f64));
+        ms.push(&mo);
+    }
+    ms.into()
+}
+
 /// Automerge patches as automerge-JS-shaped plain objects (module docs).
 pub fn patches_to_js(patches: &[Patch]) -> JsValue {
     let out = Array::new();
@@ -100,16 +114,7 @@ pub fn patches_to_js(patches: &[Patch]) -> JsValue {
             }
             PatchAction::Mark { marks } => {
                 action("mark", None);
-                let ms = Array::new();
-                for m in marks {
-                    let mo = Object::new();
-                    set(&mo, "name", &JsValue::from_str(m.name()));
-                    set(&mo, "value", &scalar_to_js(m.value(), false));
-                    set(&mo, "start", &JsValue::from_f64(m.start as f64));
-                    set(&mo, "end", &JsValue::from_f64(m.end as f64));
-                    ms.push(&mo);
-                }
-                set(&o, "marks", &ms);
+                set(&o, "marks", &marks_to_js(marks));
             }
         }
         out.push(&o);

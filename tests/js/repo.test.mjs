@@ -210,3 +210,35 @@ test("heads are bs58check UrlHeads; views at heads, from view() and from a URL w
   assert.equal(repo.handles[h.documentId], h);
   await repo.close();
 });
+
+test("rich-text marks: mark and unmark inside change, read with marks(path), reported as mark patches", async () => {
+  const repo = await Repo.open({ memory: true });
+  const h = await repo.create({ body: new Text("hello 😀 world"), n: 1 });
+  const events = [];
+  h.on("change", (e) => events.push(e));
+  await h.change((d) => {
+    d.body.mark(0, 5, "bold", true);
+    d.body.mark(6, 14, "link", "https://example.com", "none");
+  });
+  assert.deepEqual(h.marks(["body"]), [
+    { name: "bold", value: true, start: 0, end: 5 },
+    { name: "link", value: "https://example.com", start: 6, end: 14 },
+  ]);
+  assert.ok(events[0].patches.some((p) => p.action === "mark" && p.marks.some((m) => m.name === "bold")), JSON.stringify(events[0].patches));
+  // Typing at the end of a mark that expands "after" extends it.
+  await h.change((d) => {
+    d.body.insertAt(5, "!");
+    d.body.unmark(0, 2, "bold");
+  });
+  assert.deepEqual(h.marks(["body"]).find((m) => m.name === "bold"), { name: "bold", value: true, start: 2, end: 6 });
+  assert.equal(h.doc().body, "hello! 😀 world", "doc() reads text as a string");
+  // Misuse is refused, and nothing of that change is applied.
+  const heads = h.heads();
+  await assert.rejects(h.change((d) => d.body.mark(0, 99, "x", 1)), RangeError);
+  await assert.rejects(h.change((d) => d.body.mark(7, 8, "x", 1)), { name: "ChangeRejectedError" }); // inside the emoji
+  await assert.rejects(h.change((d) => d.body.mark(0, 1, "x", { not: "a scalar" })), { name: "ChangeRejectedError" });
+  await assert.rejects(h.change((d) => new Text("new").mark(0, 1, "x", 1)), TypeError);
+  assert.deepEqual(h.heads(), heads);
+  assert.throws(() => h.marks(["n"]), { name: "InvalidOptionsError" });
+  await repo.close();
+});

@@ -8,9 +8,9 @@
 //!
 //! Rules:
 //! - a `path` leads from the root through map keys ([`Seg::Key`]) and list
-//!   indices ([`Seg::Index`]) to an existing map or list (or, for `splice`, a
-//!   text object);
-//! - text positions and lengths (`splice`) count UTF-16 code units, as JS
+//!   indices ([`Seg::Index`]) to an existing map or list (or, for `splice`
+//!   and `mark`, a text object);
+//! - text positions and lengths (`splice`, `mark`) count UTF-16 code units, as JS
 //!   strings do, whatever the document's own text encoding is; a position
 //!   that falls inside a surrogate pair is rejected;
 //! - nothing panics on bad input: every problem is an [`OpError`], and the
@@ -22,6 +22,8 @@
 mod path;
 mod write;
 
+pub use automerge::marks::ExpandMark;
+pub use path::resolve;
 pub use write::apply;
 
 /// One step of a path: a map key or a list index.
@@ -90,6 +92,17 @@ pub enum Op {
     },
     /// Add `by` (may be negative) to the counter at `key`.
     Inc { path: Vec<Seg>, key: Seg, by: i64 },
+    /// Mark `start..end` of the text at `path` with `name` = `value` (a
+    /// scalar); `None` removes `name` there (automerge's `unmark`).
+    /// `expand`: whether text inserted at either end takes the mark.
+    Mark {
+        path: Vec<Seg>,
+        start: usize,
+        end: usize,
+        name: String,
+        value: Option<NewValue>,
+        expand: ExpandMark,
+    },
 }
 
 /// Why a recorded edit could not be applied.

@@ -72,6 +72,11 @@ export async function app(): Promise<void> {
     doc.body.splice(5, 0, " world");
     doc.body.insertAt(0, ">");
     doc.body.deleteAt(0);
+    doc.body.mark(0, 5, "bold", true);
+    doc.body.mark(0, 5, "link", "https://x", "none");
+    doc.body.unmark(0, 2, "bold");
+    // @ts-expect-error: a mark's value is a scalar
+    doc.body.mark(0, 1, "x", { a: 1 });
     doc.likes.increment(2);
     doc.likes.decrement();
     doc.tags.push("food");
@@ -85,6 +90,8 @@ export async function app(): Promise<void> {
   });
   const head: string | undefined = heads[0];
   const current: Heads = h.heads();
+  const marks: { name: string; start: number; end: number }[] = h.marks(["body"]);
+  void marks;
   const history: Heads[] = h.history();
   const patches: Patch[] = h.diff(history[0] ?? [], current);
   const then = h.view(current).doc().title;

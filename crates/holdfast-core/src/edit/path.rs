@@ -38,7 +38,7 @@ pub(super) fn is_map(t: ObjType) -> bool {
 }
 
 /// Follow `path` from the root to an object.
-pub(super) fn resolve<T: ReadDoc>(tx: &T, path: &[Seg]) -> Result<(ObjId, ObjType), OpError> {
+pub fn resolve<T: ReadDoc>(tx: &T, path: &[Seg]) -> Result<(ObjId, ObjType), OpError> {
     let mut obj = ROOT;
     let mut ty = ObjType::Map;
     for (depth, seg) in path.iter().enumerate() {

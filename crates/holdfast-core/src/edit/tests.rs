@@ -331,3 +331,70 @@ fn applies_inside_a_real_transaction() {
     tx.commit();
     assert_eq!(doc.get_heads().len(), 1);
 }
+
+#[test]
+fn marks_count_utf16_units_and_unmark_removes_them() {
+    // "a😀bc": positions 0..5 in UTF-16 units.
+    let mut d = doc_with(&[put(vec![], k("t"), NewValue::Text("a😀bc".into()))]);
+    let mark = |start, end, name: &str, value| Op::Mark {
+        path: vec![k("t")],
+        start,
+        end,
+        name: name.into(),
+        value,
+        expand: ExpandMark::After,
+    };
+    apply(
+        &mut d,
+        &[
+            mark(1, 4, "bold", Some(NewValue::Bool(true))),
+            mark(0, 5, "link", Some(s("https://x"))),
+            mark(0, 1, "link", None),
+        ],
+    )
+    .unwrap();
+    let t = match d.get(ROOT, "t").unwrap() {
+        Some((_, id)) => id,
+        None => panic!("no text"),
+    };
+    let mut marks: Vec<(String, String, usize, usize)> = d
+        .marks(&t)
+        .unwrap()
+        .iter()
+        .map(|m| (m.name().to_string(), m.value().to_string(), m.start, m.end))
+        .collect();
+    marks.sort();
+    // Read back in the document's own units (code points natively: the
+    // emoji is one): bold on "😀b", link on "😀bc".
+    assert_eq!(
+        marks,
+        vec![
+            ("bold".into(), "true".into(), 1, 3),
+            ("link".into(), "\"https://x\"".into(), 1, 4),
+        ]
+    );
+    for bad in [
+        mark(2, 3, "x", Some(s("v"))), // inside the surrogate pair
+        mark(4, 2, "x", Some(s("v"))), // end before start
+        mark(0, 9, "x", Some(s("v"))), // past the end
+        mark(0, 1, "x", Some(NewValue::Counter(1))), // not a mark value
+        mark(0, 1, "x", Some(NewValue::List(vec![]))), // not a scalar
+    ] {
+        assert!(apply(&mut d, &[bad.clone()]).is_err(), "{bad:?}");
+    }
+    let on_map = apply(
+        &mut d,
+        &[Op::Mark {
+            path: vec![],
+            start: 0,
+            end: 0,
+            name: "x".into(),
+            value: None,
+            expand: ExpandMark::None,
+        }],
+    );
+    assert!(
+        matches!(on_map, Err(OpError::WrongType { .. })),
+        "{on_map:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Applying recorded edits to a transaction, one [`Op`] at a time, and
 //! writing new values (objects are created fresh, then filled).
 
+use automerge::marks::Mark;
 use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, Prop, ScalarValue, Value};
 
@@ -118,6 +119,49 @@ fn apply_one<T: Transactable>(tx: &mut T, op: &Op) -> Result<(), OpError> {
             let del = isize::try_from(end - start)
                 .map_err(|_| OpError::BadOp("splice delete count too large".into()))?;
             tx.splice_text(&obj, start, del, text)?;
+            Ok(())
+        }
+        Op::Mark {
+            path,
+            start,
+            end,
+            name,
+            value,
+            expand,
+        } => {
+            let (obj, ty) = resolve(tx, path)?;
+            if ty != ObjType::Text {
+                return Err(OpError::WrongType {
+                    path: fmt_path(path),
+                    expected: "text",
+                });
+            }
+            if end < start {
+                return Err(OpError::BadOp(format!(
+                    "mark end {end} is before its start {start}"
+                )));
+            }
+            let current = tx.text(&obj)?;
+            let enc = tx.text_encoding();
+            let at = |i: usize| {
+                utf16_to_units(&current, i, enc, path)?.ok_or_else(|| OpError::IndexOutOfRange {
+                    path: fmt_path(path),
+                    index: i,
+                    len: current.encode_utf16().count(),
+                })
+            };
+            let (from, to) = (at(*start)?, at(*end)?);
+            match value {
+                Some(v) => {
+                    let v = scalar(v).filter(|v| !v.is_counter()).ok_or_else(|| {
+                        OpError::BadOp(format!(
+                            "mark {name:?}: a value must be a string, number, boolean, null, bytes or date"
+                        ))
+                    })?;
+                    tx.mark(&obj, Mark::new(name.clone(), v, from, to), *expand)?;
+                }
+                None => tx.unmark(&obj, name, from, to, *expand)?,
+            }
             Ok(())
         }
         Op::Inc { path, key, by } => {
