@@ -173,7 +173,10 @@ fn main() -> ExitCode {
     if failed {
         ExitCode::from(1)
     } else {
-        println!("OK: no panic, no input over {} ms of CPU time", opts.slow_ms);
+        println!(
+            "OK: no panic, no input over {} ms of CPU time",
+            opts.slow_ms
+        );
         ExitCode::SUCCESS
     }
 }
