@@ -8,33 +8,15 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WebSocket as WsWebSocket } from "ws";
 import { Repo as AmRepo } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { within } from "./node-ws.mjs"; // (also installs a WebSocket for the wasm module)
 import { startServer } from "./server.mjs";
 
 const wasm = new URL("../../pkg/wasm/holdfast_bg.wasm", import.meta.url);
 if (!existsSync(wasm)) throw new Error("pkg/wasm is not built: run scripts/build-pkg.sh --dev (make test does)");
 
-/** The browser WebSocket the wasm module expects (see sync-state.test.mjs). */
-class NodeWebSocket extends WsWebSocket {
-  get onmessage() {
-    return super.onmessage;
-  }
-  set onmessage(fn) {
-    super.onmessage = typeof fn === "function" ? (ev) => fn(new MessageEvent("message", { data: ev.data })) : fn;
-  }
-}
-globalThis.WebSocket ??= NodeWebSocket;
 const { Repo } = await import("../../pkg/index.js");
-
-function within(promise, what, ms = 15_000) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Broadcast `value` from `send` until `receiver` emits `event` (ephemeral

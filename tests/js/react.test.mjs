@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JSDOM } from "jsdom";
-import { WebSocket as WsWebSocket } from "ws";
+import "./node-ws.mjs"; // a WebSocket for the wasm module
 import { startServer } from "./server.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -31,17 +31,6 @@ for (const k of ["window", "document", "navigator", "HTMLElement", "Node", "Text
   if (!(k in globalThis) || k === "window" || k === "document") globalThis[k] = k === "window" ? dom.window : dom.window[k];
 }
 globalThis.IS_REACT_ACT_ENVIRONMENT = true;
-
-/** The browser WebSocket the wasm module expects (see sync-state.test.mjs). */
-class NodeWebSocket extends WsWebSocket {
-  get onmessage() {
-    return super.onmessage;
-  }
-  set onmessage(fn) {
-    super.onmessage = typeof fn === "function" ? (ev) => fn(new MessageEvent("message", { data: ev.data })) : fn;
-  }
-}
-globalThis.WebSocket ??= NodeWebSocket;
 
 const React = await import("react");
 const { render, screen, act, waitFor, cleanup } = await import("@testing-library/react");

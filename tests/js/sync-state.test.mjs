@@ -10,40 +10,14 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-// `ws` is installed with @automerge/automerge-repo-network-websocket (pinned
-// in package-lock.json); node 20 has no WebSocket of its own.
-import { WebSocket as WsWebSocket } from "ws";
+import { within } from "./node-ws.mjs"; // (also installs a WebSocket for the wasm module)
 import { startServer } from "./server.mjs";
 
 const root = new URL("../../", import.meta.url).pathname;
 const wasm = join(root, "pkg", "wasm", "holdfast_bg.wasm");
 if (!existsSync(wasm)) throw new Error("pkg/wasm is not built: run scripts/build-pkg.sh --dev (make test does)");
 
-/**
- * The browser WebSocket the wasm module's network adapter expects, on top of
- * `ws`: the adapter checks `ev instanceof MessageEvent`, and ws delivers its
- * own event class, so messages are re-wrapped in node's MessageEvent.
- */
-class NodeWebSocket extends WsWebSocket {
-  get onmessage() {
-    return super.onmessage;
-  }
-  set onmessage(fn) {
-    super.onmessage = typeof fn === "function" ? (ev) => fn(new MessageEvent("message", { data: ev.data })) : fn;
-  }
-}
-globalThis.WebSocket ??= NodeWebSocket;
-
 const { Repo } = await import("../../pkg/index.js");
-
-/** Reject naming `what` if `promise` takes longer than `ms`. */
-function within(promise, what, ms = 15_000) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Resolves once `now()` is true: at once, or after one of `emitter`'s
  * `event`s. */
