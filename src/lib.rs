@@ -5,7 +5,8 @@
 //! engine): IndexedDB storage ([`idb`]), the WebSocket transport ([`net`]),
 //! the event loop that feeds the core its inputs and carries out its effects
 //! ([`driver`]), and the wasm-bindgen exports the npm package wraps
-//! ([`api`] and, for several tabs on one database, `api_tabs`; [`ops`],
+//! ([`api`]; `api_history` for history, diffs and marks; for several tabs
+//! on one database, `api_tabs`; [`ops`],
 //! [`identity`]). It builds only for wasm32; on native
 //! targets it is empty and hosts the workspace's integration tests
 //! (`tests/`). The server is `crates/holdfast-server`, its storage
@@ -13,6 +14,8 @@
 
 #[cfg(target_arch = "wasm32")]
 pub mod api;
+#[cfg(target_arch = "wasm32")]
+mod api_history;
 #[cfg(target_arch = "wasm32")]
 mod api_tabs;
 #[cfg(target_arch = "wasm32")]
