@@ -380,7 +380,10 @@ fn marks_count_utf16_units_and_unmark_removes_them() {
         mark(0, 1, "x", Some(NewValue::Counter(1))), // not a mark value
         mark(0, 1, "x", Some(NewValue::List(vec![]))), // not a scalar
     ] {
-        assert!(apply(&mut d, &[bad.clone()]).is_err(), "{bad:?}");
+        assert!(
+            apply(&mut d, std::slice::from_ref(&bad)).is_err(),
+            "{bad:?}"
+        );
     }
     let on_map = apply(
         &mut d,

@@ -69,13 +69,7 @@ fn apply_one<T: Transactable>(tx: &mut T, op: &Op) -> Result<(), OpError> {
             index,
             values,
         } => {
-            let (obj, ty) = resolve(tx, path)?;
-            if ty != ObjType::List {
-                return Err(OpError::WrongType {
-                    path: fmt_path(path),
-                    expected: "list",
-                });
-            }
+            let obj = resolve_as(tx, path, ObjType::List, "list")?;
             let len = tx.length(&obj);
             if *index > len {
                 return Err(OpError::IndexOutOfRange {
@@ -95,13 +89,7 @@ fn apply_one<T: Transactable>(tx: &mut T, op: &Op) -> Result<(), OpError> {
             del,
             text,
         } => {
-            let (obj, ty) = resolve(tx, path)?;
-            if ty != ObjType::Text {
-                return Err(OpError::WrongType {
-                    path: fmt_path(path),
-                    expected: "text",
-                });
-            }
+            let obj = resolve_as(tx, path, ObjType::Text, "text")?;
             let current = tx.text(&obj)?;
             let enc = tx.text_encoding();
             let out_of_range = |index| OpError::IndexOutOfRange {
@@ -129,13 +117,7 @@ fn apply_one<T: Transactable>(tx: &mut T, op: &Op) -> Result<(), OpError> {
             value,
             expand,
         } => {
-            let (obj, ty) = resolve(tx, path)?;
-            if ty != ObjType::Text {
-                return Err(OpError::WrongType {
-                    path: fmt_path(path),
-                    expected: "text",
-                });
-            }
+            let obj = resolve_as(tx, path, ObjType::Text, "text")?;
             if end < start {
                 return Err(OpError::BadOp(format!(
                     "mark end {end} is before its start {start}"
@@ -180,6 +162,23 @@ fn apply_one<T: Transactable>(tx: &mut T, op: &Op) -> Result<(), OpError> {
             }
         }
     }
+}
+
+/// The object at `path`, which must be of type `want` (`name` in the error).
+fn resolve_as<T: Transactable>(
+    tx: &T,
+    path: &[Seg],
+    want: ObjType,
+    name: &'static str,
+) -> Result<ObjId, OpError> {
+    let (obj, ty) = resolve(tx, path)?;
+    if ty != want {
+        return Err(OpError::WrongType {
+            path: fmt_path(path),
+            expected: name,
+        });
+    }
+    Ok(obj)
 }
 
 fn scalar(v: &NewValue) -> Option<ScalarValue> {
